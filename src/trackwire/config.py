@@ -1,0 +1,174 @@
+"""One validated configuration: a TOML file, with ``TRACKWIRE_*`` environment overrides.
+
+Unknown keys and wrong types stop start-up with the file, the key path and the reason.
+Relative paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from trackwire.errors import ConfigError
+
+__all__ = [
+    "DemoSettings",
+    "EngineSettings",
+    "LogSettings",
+    "PluginPathSettings",
+    "Settings",
+    "StoreSettings",
+    "WebSettings",
+    "load_settings",
+]
+
+CONFIG_ENV = "TRACKWIRE_CONFIG"
+DEFAULT_FILE = "trackwire.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    url: str = Field("sqlite:///trackwire.db", description="sqlite:///path (relative to the config file)")
+
+
+class EngineSettings(_Section):
+    max_attempts: int = Field(5, ge=1, description="attempts before a delivery is dead-lettered")
+    backoff_base: float = Field(1.0, gt=0, description="first retry waits up to this many seconds")
+    backoff_cap: float = Field(300.0, gt=0, description="no retry waits longer than this")
+    timeout: float = Field(60.0, gt=0, description="a callback running longer is killed")
+    checkpoint_interval: float = Field(0.05, gt=0, description="seconds between durable progress writes")
+    persist_after: float = Field(1.0, ge=0, description="unfinished deliveries older than this get a row")
+    poll_interval: float = Field(0.005, gt=0, description="how often the log is checked for new events")
+    batch_size: int = Field(500, ge=1, description="events handed to a worker process at once")
+    max_outstanding: int = Field(20_000, ge=1, description="events a group holds in memory at most")
+    shutdown_grace: float = Field(3.0, ge=0, description="seconds running callbacks get on stop")
+
+
+class PluginPathSettings(_Section):
+    path: Path = Field(description="a plugin file or a folder of them (*.py, sorted by name)")
+    kind: Literal["native", "shotgunevents"] = "native"
+    group: str | None = Field(None, description="ordering group; default: one per file (native)")
+    policy: Literal["retry", "deactivate"] | None = Field(
+        None, description="on failure: retry then dead-letter, or deactivate until the file changes"
+    )
+    timeout: float | None = Field(None, gt=0)
+    max_attempts: int | None = Field(None, ge=1)
+    concurrency: int = Field(1, ge=1, le=256, description="callbacks of this group running at once")
+    start: Literal["now", "beginning"] | int = Field("now", description="where a new group starts")
+    max_memory_mb: int | None = Field(1024, ge=16, description="recycle the worker process above this RSS")
+    options: dict[str, Any] = Field(default_factory=dict, description="passed to the plugin as ctx.options")
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: Path | None = Field(Path("trackwire.log"), description="rotating log file; empty to disable")
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    backups: int = Field(5, ge=0)
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class WebSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8787, ge=0, le=65535)
+    token: SecretStr | None = Field(None, description="API/dashboard token (or TRACKWIRE_WEB__TOKEN)")
+
+
+class DemoSettings(_Section):
+    enabled: bool = False
+    rate: float = Field(5.0, gt=0, description="demo events per second")
+    shots: int = Field(12, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    plugins: tuple[PluginPathSettings, ...] = ()
+    log: LogSettings = Field(default_factory=LogSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file: the file's values arrive as init arguments.
+        return (env_settings, init_settings)
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def store_url(self) -> str:
+        """The store URL with a relative SQLite path made absolute (relative to the config file)."""
+        url = self.store.url
+        if url.startswith("sqlite:///"):
+            return "sqlite:///" + str(self.resolve(Path(url.removeprefix("sqlite:///"))))
+        if "://" not in url:
+            return "sqlite:///" + str(self.resolve(Path(url)))
+        return url
+
+
+def _format_location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_settings(path: Path | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read and validate the configuration.
+
+    ``path`` defaults to ``$TRACKWIRE_CONFIG``, then ``./trackwire.toml``; with no file at all the
+    defaults apply (SQLite in the current folder).
+    """
+    if path is None:
+        env = os.environ.get(CONFIG_ENV)
+        path = Path(env) if env else Path(DEFAULT_FILE)
+        explicit = bool(env)
+    else:
+        explicit = True
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc}", path=str(path)) from exc
+    elif explicit:
+        raise ConfigError("no such file", path=str(path))
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if name:
+            data.setdefault(section, {})[name] = value
+        else:
+            data[key] = value
+    data["base_dir"] = path.resolve().parent if path.exists() else Path.cwd()
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_format_location(e['loc'])}: {e['msg']}" for e in exc.errors())
+        first = exc.errors()[0]
+        raise ConfigError(problems, path=str(path), key=_format_location(first["loc"])) from exc

@@ -1,0 +1,168 @@
+"""The event: one thing that happened, as stored in the log.
+
+Close to CloudEvents: ``id`` is the log sequence, ``source``/``source_id`` the dedupe key, ``type`` the
+tracker's own event name. ``data`` keeps the tracker's original record untouched, so a plugin written
+for one tracker sees that tracker's native payload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["Event", "Ref", "decode_event", "encode_event", "ordering_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to a tracker record: ``Shot:1234`` or ``Task:5b0c...``."""
+
+    type: str
+    id: str | int
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.id}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "id": self.id}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any) -> Ref | None:
+        if value is None:
+            return None
+        if isinstance(value, Ref):
+            return value
+        if isinstance(value, str):
+            kind, _, ident = value.partition(":")
+            if not ident:
+                raise ValueError(f"a reference must look like 'Type:id', got {value!r}")
+            return cls(kind, int(ident) if ident.isdigit() else ident)
+        if isinstance(value, dict) and "type" in value and "id" in value:
+            return cls(str(value["type"]), value["id"], value.get("name"))
+        raise ValueError(f"a reference needs 'type' and 'id', got {value!r}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event in the log. ``id`` is ``None`` until the event is appended."""
+
+    source: str
+    source_id: str
+    type: str
+    entity: Ref | None = None
+    project: Ref | None = None
+    user: Ref | None = None
+    attribute: str | None = None
+    old: Any = None
+    new: Any = None
+    occurred: datetime = field(default_factory=_now)
+    received: datetime | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    follows: int | None = None
+    key: str | None = None
+    id: int | None = None
+
+    @property
+    def ordering_key(self) -> str:
+        return ordering_key(self)
+
+    def with_id(self, event_id: int, received: datetime | None = None) -> Event:
+        return replace(self, id=event_id, received=received or self.received or _now())
+
+
+def ordering_key(event: Event) -> str:
+    """The key whose events one ordering group handles strictly one after another.
+
+    An explicit ``key`` wins; otherwise the entity (``Shot:1234``); events without an entity are
+    ordered per project, and events with neither per source.
+    """
+    if event.key:
+        return event.key
+    if event.entity is not None:
+        return str(event.entity)
+    if event.project is not None:
+        return str(event.project)
+    return f"source:{event.source}"
+
+
+def _ref(value: Ref | None) -> dict[str, Any] | None:
+    return None if value is None else value.to_json()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$dt" in obj:
+        return datetime.fromisoformat(obj["$dt"])
+    return obj
+
+
+def dumps(value: Any) -> str:
+    """JSON that keeps datetimes (as ``{"$dt": iso}``), used for event payloads and state."""
+    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text, object_hook=_json_hook)
+
+
+def encode_event(event: Event) -> str:
+    """The whole envelope as one JSON document (the ``body`` column of the log)."""
+    return dumps(
+        {
+            "id": event.id,
+            "source": event.source,
+            "source_id": event.source_id,
+            "type": event.type,
+            "entity": _ref(event.entity),
+            "project": _ref(event.project),
+            "user": _ref(event.user),
+            "attribute": event.attribute,
+            "old": event.old,
+            "new": event.new,
+            "occurred": event.occurred,
+            "received": event.received,
+            "data": event.data,
+            "follows": event.follows,
+            "key": event.key,
+        }
+    )
+
+
+def decode_event(body: str, event_id: int | None = None) -> Event:
+    raw = loads(body)
+    return Event(
+        id=event_id if event_id is not None else raw.get("id"),
+        source=raw["source"],
+        source_id=raw["source_id"],
+        type=raw["type"],
+        entity=Ref.from_json(raw.get("entity")),
+        project=Ref.from_json(raw.get("project")),
+        user=Ref.from_json(raw.get("user")),
+        attribute=raw.get("attribute"),
+        old=raw.get("old"),
+        new=raw.get("new"),
+        occurred=raw.get("occurred") or _now(),
+        received=raw.get("received"),
+        data=raw.get("data") or {},
+        follows=raw.get("follows"),
+        key=raw.get("key"),
+    )

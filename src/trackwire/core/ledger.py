@@ -1,0 +1,390 @@
+"""The delivery rules of one ordering group, as pure state: facts in, decisions out.
+
+A group reads the log in id order. Each event it matches becomes an *item* that waits in its
+ordering key's FIFO; only the head of a key's FIFO (and items queued right behind it, as one chain)
+may run. A failed item stays at the head while it waits to retry, so later events of that key
+wait too, while every other key carries on. After ``max_attempts`` the item is dead-lettered and
+stops blocking its key.
+
+Durable state is a *position* plus explicit rows: every matched event with an id at or below the
+position is either finished or has a row (pending, running, retry or dead). The ledger decides
+which rows to write at each checkpoint: items still unfinished after ``persist_after`` seconds (or
+waiting to retry, or dead) get a row, so the position can move past them and a crash re-runs only
+what was recently read or in flight.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from trackwire.core.backoff import Backoff
+
+__all__ = ["Checkpoint", "DeliveryRow", "GroupLedger", "Item", "State"]
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """What the store keeps for an unfinished (or dead) delivery of one event to one group."""
+
+    event_id: int
+    key: str
+    state: State
+    attempts: int
+    retry_at: float | None
+    consumers: tuple[str, ...]
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(slots=True)
+class Item:
+    event_id: int
+    key: str
+    consumers: tuple[str, ...]
+    state: State = State.PENDING
+    attempts: int = 0
+    retry_at: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    since: float = 0.0
+    persisted: bool = False
+
+    def row(self) -> DeliveryRow:
+        return DeliveryRow(
+            self.event_id,
+            self.key,
+            self.state,
+            self.attempts,
+            self.retry_at,
+            self.consumers,
+            self.error,
+            self.traceback,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A plan for one durable write: the new position, rows to write and rows to delete."""
+
+    position: int
+    upserts: tuple[DeliveryRow, ...]
+    deletes: tuple[int, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.deletes
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Outcome of a failed attempt, as the ledger decided it."""
+
+    dead: bool
+    retry_at: float | None
+    attempts: int
+
+
+@dataclass
+class GroupLedger:
+    position: int = 0
+    max_attempts: int = 5
+    backoff: Backoff = field(default_factory=Backoff)
+    persist_after: float = 1.0
+    max_chain: int = 64
+    rng: random.Random = field(default_factory=random.Random)
+
+    read_pos: int = field(init=False)
+    items: dict[int, Item] = field(init=False, default_factory=dict)
+    _keys: dict[str, deque[int]] = field(init=False, default_factory=dict)
+    _ready: deque[str] = field(init=False, default_factory=deque)
+    _ready_set: set[str] = field(init=False, default_factory=set)
+    _unpersisted: dict[int, None] = field(init=False, default_factory=dict)
+    _dirty: set[int] = field(init=False, default_factory=set)
+    _deletes: set[int] = field(init=False, default_factory=set)
+    _dead: dict[int, Item] = field(init=False, default_factory=dict)
+    _timers: list[tuple[float, int]] = field(init=False, default_factory=list)
+    running_ids: set[int] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.read_pos = self.position
+
+    # -- facts coming in -------------------------------------------------------------------------
+
+    def restore(self, rows: list[DeliveryRow], now: float) -> None:
+        """Load the unfinished rows of a group after a restart (dead rows are ignored)."""
+        for row in sorted(rows, key=lambda r: r.event_id):
+            if row.state is State.DEAD or row.event_id in self.items:
+                continue
+            self._add(
+                Item(
+                    row.event_id,
+                    row.key,
+                    row.consumers,
+                    State.RETRY if row.state is State.RETRY and row.retry_at is not None else State.PENDING,
+                    row.attempts,
+                    row.retry_at,
+                    row.error,
+                    row.traceback,
+                    since=now,
+                    persisted=True,
+                )
+            )
+
+    def offer(self, event_id: int, key: str, consumers: tuple[str, ...], now: float) -> None:
+        """An event read from the log, in id order; ``consumers`` empty means the group skips it."""
+        if event_id <= self.read_pos:
+            raise ValueError(f"event {event_id} offered at or behind read position {self.read_pos}")
+        self.read_pos = event_id
+        if consumers:
+            self._unpersisted[event_id] = None
+            self._add(Item(event_id, key, consumers, since=now))
+
+    def skip_to(self, read_pos: int) -> None:
+        """Events up to ``read_pos`` were read and none matched."""
+        self.read_pos = max(self.read_pos, read_pos)
+
+    def replay(self, rows: list[DeliveryRow], now: float) -> int:
+        """Rows an operator asked to run again (already written to the store); returns how many were new."""
+        added = 0
+        for row in sorted(rows, key=lambda r: r.event_id):
+            if row.event_id in self.items:
+                continue
+            self._dead.pop(row.event_id, None)
+            self._add(
+                Item(
+                    row.event_id,
+                    row.key,
+                    row.consumers,
+                    State.PENDING,
+                    row.attempts,
+                    None,
+                    row.error,
+                    row.traceback,
+                    since=now,
+                    persisted=True,
+                )
+            )
+            added += 1
+        return added
+
+    def _add(self, item: Item) -> None:
+        self.items[item.event_id] = item
+        queue = self._keys.setdefault(item.key, deque())
+        queue.append(item.event_id)
+        if item.state is State.RETRY and item.retry_at is not None:
+            heapq.heappush(self._timers, (item.retry_at, item.event_id))
+        if len(queue) == 1 and item.state is State.PENDING:
+            self._mark_ready(item.key)
+
+    def _mark_ready(self, key: str) -> None:
+        if key not in self._ready_set:
+            self._ready_set.add(key)
+            self._ready.append(key)
+
+    # -- decisions going out ---------------------------------------------------------------------
+
+    def take_ready(self, limit: int) -> list[Item]:
+        """Items to run now: the head of each free key and the pending items right behind it."""
+        out: list[Item] = []
+        while self._ready and len(out) < limit:
+            key = self._ready.popleft()
+            self._ready_set.discard(key)
+            queue = self._keys.get(key)
+            if not queue:
+                continue
+            taken = 0
+            for event_id in queue:
+                item = self.items[event_id]
+                if item.state is State.RUNNING:
+                    if taken == 0:
+                        # the head is already running: nothing to add behind a running chain
+                        break
+                    continue
+                if item.state is not State.PENDING or taken >= self.max_chain or len(out) >= limit:
+                    break
+                item.state = State.RUNNING
+                self.running_ids.add(event_id)
+                if item.persisted:
+                    self._dirty.add(event_id)
+                out.append(item)
+                taken += 1
+        return out
+
+    def succeeded(self, event_id: int) -> None:
+        """The item finished (success, or skipped by the plugin): drop it and free its key."""
+        item = self.items.pop(event_id, None)
+        if item is None:
+            return
+        self._forget(item)
+        if item.persisted:
+            self._deletes.add(event_id)
+
+    def failed(
+        self,
+        event_id: int,
+        now: float,
+        error: str,
+        traceback: str | None = None,
+        *,
+        remaining: tuple[str, ...] | None = None,
+        retry_after: float | None = None,
+        final: bool = False,
+    ) -> Failure:
+        """An attempt failed. Retry later (the key stays blocked) or dead-letter it (the key moves on)."""
+        item = self.items[event_id]
+        item.attempts += 1
+        item.error = error
+        item.traceback = traceback
+        if remaining:
+            item.consumers = remaining
+        if final or item.attempts >= self.max_attempts:
+            item.state = State.DEAD
+            item.retry_at = None
+            self.items.pop(event_id)
+            self._forget(item)
+            self._dead[event_id] = item
+            return Failure(True, None, item.attempts)
+        delay = retry_after if retry_after is not None else self.backoff.delay(item.attempts, self.rng)
+        item.state = State.RETRY
+        self.running_ids.discard(event_id)
+        item.retry_at = now + delay
+        heapq.heappush(self._timers, (item.retry_at, event_id))
+        self._touch(item)
+        self._release_behind(item.key, event_id)
+        return Failure(False, item.retry_at, item.attempts)
+
+    def interrupted(self, event_id: int) -> None:
+        """The item did not run to completion through no fault of its own: run it again, no attempt counted."""
+        item = self.items.get(event_id)
+        if item is None or item.state is not State.RUNNING:
+            return
+        item.state = State.PENDING
+        self.running_ids.discard(event_id)
+        self._touch(item)
+        queue = self._keys[item.key]
+        if queue[0] == event_id:
+            self._release_behind(item.key, event_id)
+            self._mark_ready(item.key)
+
+    def _release_behind(self, key: str, event_id: int) -> None:
+        """Items dispatched in a chain behind ``event_id`` did not run: they are pending again."""
+        for other in self._keys.get(key, ()):
+            if other == event_id:
+                continue
+            item = self.items[other]
+            if item.state is State.RUNNING:
+                item.state = State.PENDING
+                self.running_ids.discard(other)
+                self._touch(item)
+
+    def due(self, now: float) -> int:
+        """Retries whose time has come become runnable; returns how many."""
+        count = 0
+        while self._timers and self._timers[0][0] <= now:
+            _, event_id = heapq.heappop(self._timers)
+            item = self.items.get(event_id)
+            if item is None or item.state is not State.RETRY or (item.retry_at or 0) > now:
+                continue
+            item.state = State.PENDING
+            item.retry_at = None
+            self._touch(item)
+            if self._keys[item.key][0] == event_id:
+                self._mark_ready(item.key)
+            count += 1
+        return count
+
+    def next_due(self) -> float | None:
+        while self._timers:
+            retry_at, event_id = self._timers[0]
+            item = self.items.get(event_id)
+            if item is not None and item.state is State.RETRY and item.retry_at == retry_at:
+                return retry_at
+            heapq.heappop(self._timers)
+        return None
+
+    def _touch(self, item: Item) -> None:
+        if item.persisted:
+            self._dirty.add(item.event_id)
+
+    def _forget(self, item: Item) -> None:
+        self.running_ids.discard(item.event_id)
+        self._unpersisted.pop(item.event_id, None)
+        self._dirty.discard(item.event_id)
+        queue = self._keys[item.key]
+        queue.remove(item.event_id)
+        if not queue:
+            del self._keys[item.key]
+        else:
+            head = self.items[queue[0]]
+            if head.state is State.PENDING:
+                self._mark_ready(item.key)
+
+    # -- durability ------------------------------------------------------------------------------
+
+    def checkpoint(self, now: float, persist_all: bool = False) -> Checkpoint:
+        """Plan the next durable write; call :meth:`committed` once it is written."""
+        upserts: dict[int, DeliveryRow] = {}
+        for event_id in list(self._unpersisted):
+            item = self.items[event_id]
+            if not persist_all and item.state is not State.RETRY and now - item.since < self.persist_after:
+                break
+            upserts[event_id] = item.row()
+        if not persist_all:
+            for event_id in list(self._unpersisted):
+                if event_id in upserts:
+                    continue
+                if self.items[event_id].state is State.RETRY:
+                    upserts[event_id] = self.items[event_id].row()
+        for event_id in self._dirty:
+            dirty = self.items.get(event_id)
+            if dirty is not None:
+                upserts[event_id] = dirty.row()
+        for event_id, item in self._dead.items():
+            upserts[event_id] = item.row()
+        pending_ids = (i for i in self._unpersisted if i not in upserts)
+        first_unpersisted = next(pending_ids, None)
+        position = self.read_pos if first_unpersisted is None else first_unpersisted - 1
+        return Checkpoint(max(position, self.position), tuple(upserts.values()), tuple(self._deletes))
+
+    def committed(self, plan: Checkpoint) -> None:
+        """The plan is durable: remember which items now have rows."""
+        self.position = plan.position
+        for row in plan.upserts:
+            self._dirty.discard(row.event_id)
+            if row.state is State.DEAD:
+                self._dead.pop(row.event_id, None)
+            item = self.items.get(row.event_id)
+            if item is not None:
+                item.persisted = True
+                self._unpersisted.pop(row.event_id, None)
+                if item.row() != row:
+                    self._dirty.add(row.event_id)
+            elif row.state is not State.DEAD:
+                # finished while the write was in flight: its row must go next time
+                self._deletes.add(row.event_id)
+        self._deletes.difference_update(plan.deletes)
+
+    # -- introspection ---------------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.items)
+
+    @property
+    def running(self) -> int:
+        return len(self.running_ids)
+
+    def blocked_keys(self) -> list[str]:
+        """Keys whose head is waiting to retry."""
+        return [k for k, q in self._keys.items() if self.items[q[0]].state is State.RETRY]

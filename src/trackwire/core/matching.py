@@ -1,0 +1,195 @@
+"""What a consumer matches, as data, and the index from event type to consumers.
+
+Filters are plain data so the daemon can evaluate them without importing user code: a plugin's
+worker process reports its filters, and the daemon decides which events to hand it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from trackwire.core.event import Event
+
+__all__ = ["Filter", "MatchEventsFilter", "Matcher", "TypeIndex", "lookup_path"]
+
+_MISSING = object()
+
+
+def lookup_path(event: Event, path: str) -> Any:
+    """Resolve a dotted path (``entity.type``, ``data.meta.new_value``) on an event, or ``_MISSING``."""
+    head, _, rest = path.partition(".")
+    if head == "data":
+        value: Any = event.data
+    elif head in ("entity", "project", "user"):
+        ref = getattr(event, head)
+        value = None if ref is None else ref.to_json()
+    elif head in Event.__slots__:
+        value = getattr(event, head)
+    else:
+        return _MISSING
+    for part in rest.split(".") if rest else ():
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+class Matcher(Protocol):
+    """Anything that decides, from an event alone, whether a consumer wants it."""
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        """Event type globs the matcher can ever accept; ``None`` for all types."""
+
+    def matches(self, event: Event) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """The native filter: event type globs, then optional attribute, entity type, project and field tests.
+
+    ``attributes`` and ``entity_types`` accept globs; ``where`` maps dotted paths to the value they must
+    equal (a list of values means "any of").
+    """
+
+    types: tuple[str, ...] = ("*",)
+    attributes: tuple[str, ...] | None = None
+    entity_types: tuple[str, ...] | None = None
+    projects: tuple[str, ...] | None = None
+    where: tuple[tuple[str, Any], ...] = ()
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        return None if "*" in self.types else self.types
+
+    def matches(self, event: Event) -> bool:
+        if self.types != ("*",) and not _any_glob(event.type, self.types):
+            return False
+        if self.attributes is not None and (event.attribute is None or not _any_glob(event.attribute, self.attributes)):
+            return False
+        if self.entity_types is not None and (
+            event.entity is None or not _any_glob(event.entity.type, self.entity_types)
+        ):
+            return False
+        if self.projects is not None:
+            project = event.project
+            if project is None:
+                return False
+            names = {str(project.id), str(project.name) if project.name is not None else ""}
+            if not names.intersection(self.projects):
+                return False
+        for path, expected in self.where:
+            value = lookup_path(event, path)
+            if value is _MISSING:
+                return False
+            if isinstance(expected, list):
+                if value not in expected:
+                    return False
+            elif value != expected:
+                return False
+        return True
+
+
+def _any_glob(value: str, patterns: Iterable[str]) -> bool:
+    return any(value == p or (_is_glob(p) and fnmatch.fnmatchcase(value, p)) for p in patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchEventsFilter:
+    """shotgunEvents' ``matchEvents``, evaluated exactly as its daemon does.
+
+    ``None`` or ``{}`` matches everything. Keys are event types (``'*'`` matches any type and, when
+    present, is the only key consulted), values are ``None``/``'*'`` (any attribute), a list of attribute
+    names, or a string (shotgunEvents tests ``attribute in value``, a substring test).
+    """
+
+    match_events: tuple[tuple[str, Any], ...] | None = None
+
+    @classmethod
+    def from_mapping(cls, value: dict[str, Any] | None) -> MatchEventsFilter:
+        if value is None:
+            return cls(None)
+        if not isinstance(value, dict):
+            raise TypeError(f"matchEvents must be a dict or None, got {type(value).__name__}")
+        items: list[tuple[str, Any]] = []
+        for key, attrs in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"matchEvents keys must be event type strings, got {key!r}")
+            if attrs is not None and not isinstance(attrs, str | list | tuple):
+                raise TypeError(
+                    f"matchEvents[{key!r}] must be None, '*', a list of attribute names or a string,"
+                    f" got {type(attrs).__name__}"
+                )
+            items.append((key, tuple(attrs) if isinstance(attrs, list | tuple) else attrs))
+        return cls(tuple(items))
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        if not self.match_events:
+            return None
+        keys = tuple(k for k, _ in self.match_events)
+        return None if "*" in keys else keys
+
+    def matches(self, event: Event) -> bool:
+        if not self.match_events:
+            return True
+        table = dict(self.match_events)
+        if "*" in table:
+            attrs = table["*"]
+        elif event.type in table:
+            attrs = table[event.type]
+        else:
+            return False
+        if attrs is None or attrs == "*":
+            return True
+        attribute = event.attribute
+        if isinstance(attrs, str):
+            return attribute is not None and attribute in attrs
+        return attribute in attrs or "*" in attrs
+
+
+@dataclass(slots=True)
+class TypeIndex:
+    """Which consumers (by position) can want an event of a given type.
+
+    Built once per set of consumers; the answer for each event type is computed on first sight and
+    cached, so dispatch never scans every consumer for every event.
+    """
+
+    matchers: Sequence[Matcher]
+    _cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    _exact: dict[str, list[int]] = field(default_factory=dict)
+    _globbed: list[tuple[int, tuple[str, ...] | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for position, matcher in enumerate(self.matchers):
+            patterns = matcher.type_patterns()
+            if patterns is not None and not any(_is_glob(p) for p in patterns):
+                for pattern in patterns:
+                    self._exact.setdefault(pattern, []).append(position)
+            else:
+                self._globbed.append((position, patterns))
+
+    def candidates(self, event_type: str) -> tuple[int, ...]:
+        found = self._cache.get(event_type)
+        if found is None:
+            hits = set(self._exact.get(event_type, ()))
+            for position, patterns in self._globbed:
+                if patterns is None or _any_glob(event_type, patterns):
+                    hits.add(position)
+            found = tuple(sorted(hits))
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[event_type] = found
+        return found
+
+    def match(self, event: Event) -> tuple[int, ...]:
+        """Positions of the consumers that want ``event``, in registration order."""
+        return tuple(p for p in self.candidates(event.type) if self.matchers[p].matches(event))

@@ -1,0 +1,94 @@
+"""Which plugin files exist, in which order, and how they form ordering groups.
+
+The documented order: plugin paths in configuration order, files in a folder sorted by name, then
+callbacks in registration order. Native plugins get one ordering group per file unless the config
+names a group; shotgunEvents plugins share one group (``shotgunevents``), which keeps their relative
+order exactly as the old daemon ran them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from trackwire.config import PluginPathSettings, Settings
+from trackwire.errors import ConfigError
+
+__all__ = ["GroupSpec", "PluginSpec", "discover"]
+
+LEGACY_GROUP = "shotgunevents"
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    name: str
+    path: Path
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """An ordering group: its plugins in order, and the delivery policy they share."""
+
+    name: str
+    plugins: tuple[PluginSpec, ...]
+    policy: Literal["retry", "deactivate"]
+    timeout: float
+    max_attempts: int
+    concurrency: int
+    start: str | int
+    max_memory_mb: int | None
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(p.path for p in self.plugins)
+
+
+def _files(entry: PluginPathSettings, settings: Settings) -> list[Path]:
+    root = settings.resolve(entry.path)
+    if root.is_file():
+        return [root]
+    if root.is_dir():
+        return sorted(p for p in root.glob("*.py") if not p.name.startswith(("_", ".")))
+    raise ConfigError(f"plugin path {root} does not exist", key="plugins.path")
+
+
+def discover(settings: Settings) -> list[GroupSpec]:
+    """The ordering groups the configuration describes, in documented order."""
+    order: list[str] = []
+    members: dict[str, list[PluginSpec]] = {}
+    policies: dict[str, PluginPathSettings] = {}
+    seen: dict[str, Path] = {}
+    for entry in settings.plugins:
+        for path in _files(entry, settings):
+            name = path.stem
+            if name in seen and seen[name] != path:
+                name = f"{path.parent.name}/{path.stem}"
+            if name in seen:
+                raise ConfigError(f"two plugins are both called {name!r}: {seen[name]} and {path}")
+            seen[name] = path
+            group = entry.group or (LEGACY_GROUP if entry.kind == "shotgunevents" else name)
+            if group not in members:
+                order.append(group)
+                members[group] = []
+                policies[group] = entry
+            members[group].append(PluginSpec(name, path, entry.kind, dict(entry.options)))
+    groups = []
+    for name in order:
+        entry = policies[name]
+        default_policy: Literal["retry", "deactivate"] = "deactivate" if entry.kind == "shotgunevents" else "retry"
+        groups.append(
+            GroupSpec(
+                name=name,
+                plugins=tuple(members[name]),
+                policy=entry.policy or default_policy,
+                timeout=entry.timeout or settings.engine.timeout,
+                max_attempts=entry.max_attempts or settings.engine.max_attempts,
+                concurrency=entry.concurrency,
+                start=entry.start,
+                max_memory_mb=entry.max_memory_mb,
+            )
+        )
+    return groups

@@ -1,0 +1,294 @@
+"""The worker process: loads one ordering group's plugins and runs their callbacks.
+
+Started by :mod:`trackwire.runtime.worker` as ``python -m trackwire.runtime.child FD``. Everything
+that can go wrong in user code happens here: an exception becomes a result, a callback running past
+its timeout is reported with its stack and the process exits, and a crash (``os._exit``, a segfault)
+ends only this process. Before each callback the process writes the event id into a slot file so
+the daemon can tell which event was running when it died.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import mmap
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from trackwire.core.event import Event, decode_event
+from trackwire.errors import Fail, Retry, Skip
+from trackwire.plugins.api import Context
+from trackwire.plugins.loader import LoadedConsumer, LoadFailure, load_plugin
+from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem, WorkerInit, recv_frame, send_frame
+
+_SLOT = struct.Struct("!qd")  # event id, start time (monotonic)
+
+
+class _Context(threading.local):
+    plugin: str = ""
+    consumer: str = ""
+    event_id: int | None = None
+
+
+class _ForwardHandler(logging.Handler):
+    """Ships log records to the daemon, which writes them with its own handlers."""
+
+    def __init__(self, send: Callable[[Any], None], context: _Context) -> None:
+        super().__init__()
+        self._send = send
+        self._context = context
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            exc = None
+            if record.exc_info:
+                exc = "".join(traceback.format_exception(*record.exc_info))
+            self._send(
+                (
+                    "log",
+                    [
+                        {
+                            "name": record.name,
+                            "levelno": record.levelno,
+                            "levelname": record.levelname,
+                            "msg": record.getMessage(),
+                            "created": record.created,
+                            "exc_text": exc,
+                            "plugin": getattr(record, "plugin", None) or self._context.plugin or None,
+                            "event_id": self._context.event_id,
+                        }
+                    ],
+                )
+            )
+        except Exception:
+            self.handleError(record)
+
+
+class Worker:
+    def __init__(self, sock: socket.socket, init: WorkerInit) -> None:
+        self.sock = sock
+        self.init = init
+        self.group = init.group
+        self._send_lock = threading.Lock()
+        self._context = _Context()
+        self.consumers: list[LoadedConsumer] = []
+        self.plugin_of: list[str] = []
+        self.options_of: list[dict[str, Any]] = []
+        self._slots_file = open(init.slots_path, "r+b")  # noqa: SIM115 - lives as long as the process
+        self._slots = mmap.mmap(self._slots_file.fileno(), 0)
+        self._slot_of_thread: dict[int, int] = {}
+        self._slot_lock = threading.Lock()
+        self._emit: Callable[[list[Event]], None] | None = None
+        self.timeout = float(self.group.timeout)
+
+    def send(self, message: Any) -> None:
+        with self._send_lock:
+            send_frame(self.sock, message)
+
+    # -- start-up ------------------------------------------------------------------------------
+
+    def setup_logging(self) -> None:
+        root = logging.getLogger()
+        root.handlers[:] = [_ForwardHandler(self.send, self._context)]
+        root.setLevel(self.init.log_level)
+
+    def load(self) -> None:
+        failures: list[LoadFailure] = []
+        for spec in self.group.plugins:
+            loaded = load_plugin(spec.kind, spec.name, spec.path, spec.options)
+            if isinstance(loaded, LoadFailure):
+                failures.append(loaded)
+                continue
+            for consumer in loaded.consumers:
+                self.consumers.append(consumer)
+                self.plugin_of.append(spec.name)
+                self.options_of.append(spec.options)
+        infos = [ConsumerInfo(c.name, p, c.matcher) for c, p in zip(self.consumers, self.plugin_of, strict=True)]
+        self.send(("loaded", infos, failures))
+
+    def _emitter(self) -> Callable[[list[Event]], None] | None:
+        if self._emit is None and self.init.store_url:
+            from trackwire.store import open_store
+
+            store = open_store(self.init.store_url)
+
+            def emit(events: list[Event]) -> None:
+                store.append(events)
+
+            self._emit = emit
+        return self._emit
+
+    # -- running -------------------------------------------------------------------------------
+
+    def _slot(self) -> int:
+        ident = threading.get_ident()
+        slot = self._slot_of_thread.get(ident)
+        if slot is None:
+            with self._slot_lock:
+                slot = len(self._slot_of_thread)
+                self._slot_of_thread[ident] = slot
+        return slot
+
+    def run_item(self, item: RunItem) -> Result:
+        event_id, body, positions, attempt, _key = item
+        started = time.monotonic()
+        slot = self._slot()
+        _SLOT.pack_into(self._slots, slot * _SLOT.size, event_id, started)
+        try:
+            event = decode_event(body, event_id)
+            for position in positions:
+                consumer = self.consumers[position]
+                plugin = self.plugin_of[position]
+                self._context.plugin = plugin
+                self._context.consumer = consumer.name
+                self._context.event_id = event_id
+                ctx = Context(
+                    plugin=plugin,
+                    consumer=consumer.name,
+                    log=logging.getLogger(f"trackwire.plugin.{plugin}"),
+                    attempt=attempt,
+                    options=self.options_of[position],
+                    event=event,
+                    _emit=self._emitter(),
+                )
+                try:
+                    consumer.invoke(event, ctx)
+                except Skip:
+                    continue
+                except Retry as exc:
+                    return (
+                        event_id,
+                        "retry",
+                        position,
+                        str(exc),
+                        None,
+                        exc.after,
+                        time.monotonic() - started,
+                    )
+                except Fail as exc:
+                    return (
+                        event_id,
+                        "fail",
+                        position,
+                        f"Fail: {exc}",
+                        traceback.format_exc(),
+                        None,
+                        time.monotonic() - started,
+                    )
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    if not consumer.stop_on_error:
+                        ctx.log.exception("callback %s failed (stopOnError is off: carrying on)", consumer.name)
+                        continue
+                    return (
+                        event_id,
+                        "error",
+                        position,
+                        f"{type(exc).__name__}: {exc}",
+                        traceback.format_exc(),
+                        None,
+                        time.monotonic() - started,
+                    )
+            return (event_id, "ok", -1, None, None, None, time.monotonic() - started)
+        finally:
+            self._context.event_id = None
+            _SLOT.pack_into(self._slots, slot * _SLOT.size, 0, 0.0)
+
+    def run_chain(self, chain: list[RunItem]) -> list[Result]:
+        results: list[Result] = []
+        for index, item in enumerate(chain):
+            result = self.run_item(item)
+            results.append(result)
+            if result[1] != "ok":
+                results.extend((later[0], "notrun", -1, None, None, None, 0.0) for later in chain[index + 1 :])
+                break
+        return results
+
+    def watchdog(self) -> None:
+        """Heartbeats for the daemon; reports and exits when a callback runs past its timeout."""
+        last_beat = 0.0
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            for slot in range(len(self._slots) // _SLOT.size):
+                event_id, started = _SLOT.unpack_from(self._slots, slot * _SLOT.size)
+                if event_id and now - started > self.timeout:
+                    stack = self._stack_of_slot(slot)
+                    try:
+                        self.send(("hung", event_id, now - started, stack))
+                    finally:
+                        os._exit(70)
+            if now - last_beat >= 1.0:
+                last_beat = now
+                self.send(("hb", _rss_bytes()))
+
+    def _stack_of_slot(self, slot: int) -> str:
+        for ident, index in self._slot_of_thread.items():
+            if index == slot:
+                frame = sys._current_frames().get(ident)
+                if frame is not None:
+                    return "".join(traceback.format_stack(frame))
+        return "(stack not available)"
+
+    def serve(self) -> None:
+        threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
+        concurrency = int(self.group.concurrency)
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="callback") if concurrency > 1 else None
+        while True:
+            try:
+                message = recv_frame(self.sock)
+            except EOFError:
+                return
+            if message[0] == "stop":
+                if pool is not None:
+                    pool.shutdown(wait=True)
+                return
+            if message[0] != "run":
+                continue
+            chains: dict[str, list[RunItem]] = {}
+            for item in message[1]:
+                chains.setdefault(item[4], []).append(item)
+            if pool is None:
+                results: list[Result] = []
+                for chain in chains.values():
+                    results.extend(self.run_chain(chain))
+                self.send(("results", results))
+            else:
+                for chain in chains.values():
+                    future = pool.submit(self.run_chain, chain)
+                    future.add_done_callback(lambda f: self.send(("results", f.result())))
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[1]))
+    sock.setblocking(True)
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    message = recv_frame(sock)
+    init: WorkerInit = message[1]
+    os.environ.setdefault("TRACKWIRE_GROUP", init.group.name)
+    worker = Worker(sock, init)
+    worker.setup_logging()
+    worker.load()
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,95 @@
+"""Schema migrations of the embedded store, applied in order; ``PRAGMA user_version`` records the last.
+
+Never edit a released migration: add a new one. ``tests/integration/test_sqlite_migrations.py``
+upgrades a database made by the first migration with data in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from trackwire.errors import MigrationError
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "event log, source cursors, groups and deliveries",
+        """
+        CREATE TABLE events (
+            id          INTEGER PRIMARY KEY,
+            source      TEXT NOT NULL,
+            source_id   TEXT NOT NULL,
+            type        TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            entity_type TEXT,
+            entity_id   TEXT,
+            project_id  TEXT,
+            occurred    TEXT NOT NULL,
+            received    TEXT NOT NULL,
+            body        TEXT NOT NULL,
+            UNIQUE (source, source_id)
+        );
+        CREATE INDEX events_by_type ON events (type, id);
+        CREATE INDEX events_by_key ON events (key, id);
+        CREATE INDEX events_by_project ON events (project_id, id);
+
+        CREATE TABLE source_cursors (
+            source  TEXT PRIMARY KEY,
+            cursor  TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+
+        CREATE TABLE groups (
+            name       TEXT PRIMARY KEY,
+            position   INTEGER NOT NULL,
+            state      TEXT NOT NULL DEFAULT 'active',
+            reason     TEXT,
+            generation INTEGER NOT NULL DEFAULT 0,
+            updated    TEXT NOT NULL
+        );
+
+        CREATE TABLE deliveries (
+            grp       TEXT NOT NULL,
+            event_id  INTEGER NOT NULL,
+            key       TEXT NOT NULL,
+            state     TEXT NOT NULL CHECK (state IN ('pending', 'running', 'retry', 'dead')),
+            attempts  INTEGER NOT NULL DEFAULT 0,
+            retry_at  REAL,
+            consumers TEXT NOT NULL DEFAULT '[]',
+            error     TEXT,
+            traceback TEXT,
+            updated   TEXT NOT NULL,
+            PRIMARY KEY (grp, event_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX deliveries_by_state ON deliveries (state, grp, event_id);
+        """,
+    ),
+)
+
+LATEST = MIGRATIONS[-1][0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date in one transaction per migration; returns the final version."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > LATEST:
+        raise MigrationError(
+            f"this store has schema version {version}, newer than this Trackwire knows ({LATEST}); upgrade Trackwire"
+        )
+    for number, description, script in MIGRATIONS:
+        if number <= version:
+            continue
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(number)}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise MigrationError(f"migration {number} ({description}) failed: {exc}") from exc
+        version = number
+    return version

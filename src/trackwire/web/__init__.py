@@ -1,0 +1,3 @@
+"""The one ASGI app the daemon serves: webhook intake, dashboard, JSON API, metrics, health."""
+
+from __future__ import annotations

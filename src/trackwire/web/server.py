@@ -1,0 +1,40 @@
+"""Serve the web app inside the daemon's event loop (uvicorn, signal handling left to the daemon)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from trackwire.config import WebSettings
+from trackwire.web.app import create_app
+
+if TYPE_CHECKING:
+    from trackwire.runtime.daemon import Daemon
+
+__all__ = ["serve"]
+
+log = logging.getLogger("trackwire.web")
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the daemon owns signals
+        pass
+
+
+async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(
+        create_app(daemon, settings), host=settings.host, port=settings.port, log_level="warning",
+        lifespan="off", access_log=False,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    stopper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 3.0)
