@@ -13,19 +13,22 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from trackwire.config import Settings
 from trackwire.plugins.discovery import GroupSpec, discover
 from trackwire.ports import Store
 from trackwire.runtime.group import GroupRunner
+from trackwire.runtime.inprocess import InProcessConsumer
 from trackwire.runtime.logtail import LogTail
 from trackwire.sources import Source
 from trackwire.store import open_store
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "Service"]
 
 log = logging.getLogger("trackwire.daemon")
+
+Service = Callable[["Daemon"], Awaitable[None]]
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Daemon:
     settings: Settings
     store: Store | None = None
     extra_sources: list[Source] = field(default_factory=list)
+    # Long-running parts started with the daemon (automations, workflows): ``async def service(daemon)``.
+    services: list[Service] = field(default_factory=list)
 
     runners: dict[str, GroupRunner] = field(default_factory=dict, init=False)
     sources: list[Source] = field(default_factory=list, init=False)
@@ -99,6 +104,8 @@ class Daemon:
         self.sources = self._make_sources()
         for source in self.sources:
             self._spawn(f"source:{source.name}", self._run_source(source))
+        for number, service in enumerate([*self.services, *self._make_services()]):
+            self._spawn(f"service:{number}", service(self))
         if self.settings.web.enabled:
             self._spawn("web", self._serve_web())
         committer = asyncio.create_task(self._commit_loop(), name="committer")
@@ -110,7 +117,7 @@ class Daemon:
         await self._shutdown(committer)
 
     async def _shutdown(self, committer: asyncio.Task[None]) -> None:
-        order = [n for n in self._tasks if n.startswith("source:")] + ["reload", "control", "web"]
+        order = [n for n in self._tasks if n.startswith(("source:", "service:"))] + ["reload", "control", "web"]
         for name in order:
             task = self._tasks.get(name)
             if task is not None:
@@ -129,7 +136,7 @@ class Daemon:
             self.store.close()
         log.info("trackwire stopped")
 
-    async def _add_group(self, spec: GroupSpec) -> GroupRunner:
+    async def _add_group(self, spec: GroupSpec, handlers: list[InProcessConsumer] | None = None) -> GroupRunner:
         assert self.store is not None and self.tail is not None
         runner = GroupRunner(
             spec,
@@ -138,10 +145,50 @@ class Daemon:
             self.settings.engine,
             store_url=self.store_url,
             log_level=self.settings.log.level,
+            handlers=handlers,
         )
         await runner.open()
         self.runners[spec.name] = runner
         return runner
+
+    async def add_consumer_group(
+        self,
+        name: str,
+        handlers: list[InProcessConsumer],
+        *,
+        start: str | int = "now",
+        policy: Literal["retry", "deactivate"] = "retry",
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        concurrency: int = 64,
+    ) -> GroupRunner:
+        """Start an in-process ordering group (automations, workflows) fed from the log like plugins are.
+
+        Call it from a service (see ``services``) once the daemon runs. Its handlers run in the daemon's
+        event loop, in order per event, with the same ledger, retries, dead letters and durable progress.
+        """
+        spec = GroupSpec(
+            name=name,
+            plugins=(),
+            policy=policy,
+            timeout=timeout or self.settings.engine.timeout,
+            max_attempts=max_attempts or self.settings.engine.max_attempts,
+            concurrency=concurrency,
+            start=start,
+            max_memory_mb=None,
+        )
+        runner = await self._add_group(spec, handlers)
+        self._spawn(f"group:{name}", runner.run(self.stop_event))
+        await runner.wait_ready(30.0)
+        return runner
+
+    def notify_appended(self) -> None:
+        """Tell the engine that something was appended from inside this process."""
+        self._appended.set()
+
+    def _make_services(self) -> list[Service]:
+        """Services the configuration asks for."""
+        return []
 
     def _make_sources(self) -> list[Source]:
         sources: list[Source] = list(self.extra_sources)
@@ -243,7 +290,7 @@ class Daemon:
             await runner.restart_worker(spec)
             await runner.reactivate()
         for name in list(self.runners):
-            if name not in specs:
+            if name not in specs and not self.runners[name].in_process:
                 runner = self.runners.pop(name)
                 task = self._tasks.pop(f"group:{name}", None)
                 if task is not None:

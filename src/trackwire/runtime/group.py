@@ -19,6 +19,7 @@ from trackwire.core.ledger import Checkpoint, DeliveryRow, GroupLedger, Item, St
 from trackwire.core.matching import TypeIndex
 from trackwire.plugins.discovery import GroupSpec
 from trackwire.ports import LogRecord, Store
+from trackwire.runtime.inprocess import InProcessConsumer, InProcessWorker
 from trackwire.runtime.logtail import LogTail
 from trackwire.runtime.protocol import Result, RunItem
 from trackwire.runtime.worker import Death, WorkerProcess
@@ -59,8 +60,10 @@ class GroupRunner:
         *,
         store_url: str | None,
         log_level: str = "INFO",
+        handlers: list[InProcessConsumer] | None = None,
     ) -> None:
         self.spec = spec
+        self.handlers = handlers
         self.store = store
         self.tail = tail
         self.engine = engine
@@ -72,7 +75,7 @@ class GroupRunner:
             backoff=Backoff(engine.backoff_base, engine.backoff_cap),
             persist_after=engine.persist_after,
         )
-        self.worker: WorkerProcess | None = None
+        self.worker: WorkerProcess | InProcessWorker | None = None
         self.index = TypeIndex([])
         self.names: list[str] = []
         self.positions: dict[str, int] = {}
@@ -111,8 +114,18 @@ class GroupRunner:
                 self.name,
             )
 
+    @property
+    def in_process(self) -> bool:
+        return self.handlers is not None
+
     async def _start_worker(self) -> bool:
-        worker = WorkerProcess(self.spec, self.store_url, self.log_level, self._on_results, self._on_death)
+        worker: WorkerProcess | InProcessWorker
+        if self.handlers is not None:
+            worker = InProcessWorker(
+                self.name, self.handlers, self._on_results, self.spec.timeout, self.spec.concurrency
+            )
+        else:
+            worker = WorkerProcess(self.spec, self.store_url, self.log_level, self._on_results, self._on_death)
         try:
             await worker.start()
         except Exception as exc:

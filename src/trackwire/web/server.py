@@ -27,8 +27,12 @@ class _Server(uvicorn.Server):
 
 async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> None:
     config = uvicorn.Config(
-        create_app(daemon, settings), host=settings.host, port=settings.port, log_level="warning",
-        lifespan="off", access_log=False,
+        create_app(daemon, settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name="uvicorn")

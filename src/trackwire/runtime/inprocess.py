@@ -1,0 +1,142 @@
+"""Consumers that run inside the daemon's event loop: automations and workflow bookkeeping.
+
+They are ordering groups like plugin groups (same ledger, same durable progress, same retries and
+dead letters) but their handlers are trusted Trackwire code, so they skip the worker process. A
+handler is an ``async`` function of the event; it steers its delivery with the same outcomes
+(``Retry``, ``Fail``, ``Skip``) as plugin callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from trackwire.core.event import Event, decode_event
+from trackwire.core.matching import Matcher
+from trackwire.errors import Fail, Retry, Skip
+from trackwire.plugins.loader import LoadFailure
+from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem
+
+__all__ = ["InProcessConsumer", "InProcessWorker"]
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class InProcessConsumer:
+    name: str
+    matcher: Matcher
+    handler: Handler
+
+
+@dataclass
+class InProcessWorker:
+    """Runs a group's in-process handlers with the interface of a worker process."""
+
+    group: str
+    handlers: list[InProcessConsumer]
+    on_results: Callable[[list[Result]], None]
+    timeout: float = 60.0
+    concurrency: int = 64
+
+    rss: int = field(default=0, init=False)
+    failures: list[LoadFailure] = field(default_factory=list, init=False)
+    consumers: list[ConsumerInfo] = field(default_factory=list, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _stopping: bool = field(default=False, init=False)
+    _limit: asyncio.Semaphore | None = field(default=None, init=False)
+
+    async def start(self) -> None:
+        self.consumers = [ConsumerInfo(h.name, self.group, h.matcher) for h in self.handlers]
+        self._limit = asyncio.Semaphore(self.concurrency)
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopping
+
+    def check(self) -> None:
+        pass
+
+    def submit(self, items: list[RunItem]) -> None:
+        chains: dict[str, list[RunItem]] = {}
+        for item in items:
+            chains.setdefault(item[4], []).append(item)
+        for chain in chains.values():
+            task = asyncio.create_task(self._run_chain(chain), name=f"{self.group}:{chain[0][0]}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        return None
+
+    async def _run_chain(self, chain: list[RunItem]) -> None:
+        assert self._limit is not None
+        async with self._limit:
+            results: list[Result] = []
+            for index, item in enumerate(chain):
+                result = await self._run_item(item)
+                results.append(result)
+                if result[1] != "ok":
+                    results.extend((later[0], "notrun", -1, None, None, None, 0.0) for later in chain[index + 1 :])
+                    break
+            self.on_results(results)
+
+    async def _run_item(self, item: RunItem) -> Result:
+        event_id, body, positions, _attempt, _key = item
+        started = time.monotonic()
+        event = decode_event(body, event_id)
+        for position in positions:
+            try:
+                await asyncio.wait_for(self.handlers[position].handler(event), self.timeout)
+            except Skip:
+                continue
+            except Retry as exc:
+                return (event_id, "retry", position, str(exc), None, exc.after, time.monotonic() - started)
+            except Fail as exc:
+                return (
+                    event_id,
+                    "fail",
+                    position,
+                    f"Fail: {exc}",
+                    traceback.format_exc(),
+                    None,
+                    time.monotonic() - started,
+                )
+            except TimeoutError:
+                return (
+                    event_id,
+                    "error",
+                    position,
+                    f"timed out after {self.timeout:g} s",
+                    None,
+                    None,
+                    time.monotonic() - started,
+                )
+            except Exception as exc:
+                return (
+                    event_id,
+                    "error",
+                    position,
+                    f"{type(exc).__name__}: {exc}",
+                    traceback.format_exc(),
+                    None,
+                    time.monotonic() - started,
+                )
+        return (event_id, "ok", -1, None, None, None, time.monotonic() - started)
+
+    async def stop(self, grace: float) -> None:
+        self._stopping = True
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def kill(self) -> None:
+        await self.stop(0.0)

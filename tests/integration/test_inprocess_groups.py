@@ -1,0 +1,69 @@
+"""In-process consumer groups (the hook automations and workflows use) get the engine's guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from trackwire.config import load_settings
+from trackwire.core.event import Event, Ref
+from trackwire.core.matching import Filter
+from trackwire.errors import Retry
+from trackwire.runtime.daemon import Daemon
+from trackwire.runtime.inprocess import InProcessConsumer
+from trackwire.store.sqlite import SqliteStore
+
+
+def test_an_in_process_group_sees_matching_events_in_order_and_retries(tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+    attempts: dict[int, int] = {}
+
+    async def handler(event: Event) -> None:
+        assert event.id is not None
+        attempts[event.id] = attempts.get(event.id, 0) + 1
+        if event.data.get("flaky") and attempts[event.id] < 3:
+            raise Retry("not yet", after=0.01)
+        seen.append((str(event.entity), event.id))
+
+    async def scenario() -> None:
+        settings = load_settings(
+            None,
+            overrides={"store.url": f"sqlite:///{tmp_path / 'tw.db'}", "web.enabled": False, "log.file": ""},
+        )
+        store = SqliteStore(tmp_path / "tw.db")
+        daemon = Daemon(settings, store=store)
+        registered = asyncio.Event()
+
+        async def service(d: Daemon) -> None:
+            await d.add_consumer_group(
+                "recorder", [InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), handler)]
+            )
+            registered.set()
+
+        daemon.services.append(service)
+        runner = asyncio.create_task(daemon.run(install_signals=False))
+        await asyncio.wait_for(registered.wait(), 30)
+        events = [
+            Event(
+                source="t",
+                source_id=str(i),
+                type="Shotgun_Shot_Change",
+                entity=Ref("Shot", i % 3),
+                data={"flaky": i == 4},
+            )
+            for i in range(12)
+        ] + [Event(source="t", source_id="other", type="Other")]
+        store.append(events)
+        daemon.notify_appended()
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(seen) < 12 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        daemon.request_stop()
+        await asyncio.wait_for(runner, 20)
+
+    asyncio.run(scenario())
+    assert sorted(i for _, i in seen) == list(range(1, 13))
+    for entity in {e for e, _ in seen}:
+        ids = [i for e, i in seen if e == entity]
+        assert ids == sorted(ids), f"{entity} out of order: {ids}"
+    assert attempts[5] == 3
