@@ -22,6 +22,8 @@ __all__ = [
     "LogSettings",
     "PluginPathSettings",
     "Settings",
+    "ShotgridEmailSettings",
+    "ShotgridSettings",
     "StoreSettings",
     "WebSettings",
     "load_settings",
@@ -93,6 +95,43 @@ class DemoSettings(_Section):
     shots: int = Field(12, ge=1)
 
 
+class ShotgridEmailSettings(_Section):
+    """Error emails for shotgunEvents plugins (``reg.setEmails``), as the old daemon sent them."""
+
+    enabled: bool = False
+    server: str = Field("localhost", description="SMTP host")
+    port: int = Field(25, ge=1, le=65535)
+    use_tls: bool = Field(False, description="STARTTLS before logging in")
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = Field("trackwire@localhost", description="the From address")
+    to: tuple[str, ...] = Field((), description="default recipients (reg.setEmails(True))")
+    subject: str = Field("[SG]", description="subject prefix")
+    min_interval: float = Field(60.0, ge=0, description="at most one email per plugin per this many seconds")
+
+
+class ShotgridSettings(_Section):
+    """The ShotGrid site: EventLogEntry polling, webhooks, and the shotgunEvents plugin host."""
+
+    site: str | None = Field(None, description="https://yourstudio.shotgrid.autodesk.com; empty: no poller")
+    script_name: str | None = Field(None, description="the API script the poller reads EventLogEntry with")
+    script_key: SecretStr | None = Field(None, description="its key (or TRACKWIRE_SHOTGRID__SCRIPT_KEY)")
+    proxy: str | None = Field(None, description="http proxy for every ShotGrid connection")
+    source: str = Field("shotgrid", description="source name of the events in the log (poller and webhooks)")
+    fetch_interval: float = Field(1.0, gt=0, description="seconds between polls when caught up")
+    batch_size: int = Field(500, ge=1, le=5000, description="EventLogEntry rows per read")
+    start: Literal["now"] | int = Field("now", description="first run: 'now' (newest id) or an EventLogEntry id")
+    backlog_timeout: float = Field(300.0, gt=0, description="seconds a missing id is waited for")
+    max_backlog: int = Field(10_000, ge=0, description="missing ids waited for at most (larger gaps are logged)")
+    timeout: float = Field(30.0, gt=0, description="socket timeout of one ShotGrid call")
+    retry_base: float = Field(1.0, gt=0, description="first wait after a connection error")
+    retry_cap: float = Field(60.0, gt=0, description="longest wait between connection attempts")
+    use_session_uuid: bool = Field(True, description="plugins' connections call set_session_uuid per event")
+    log_dir: Path | None = Field(None, description="one log file per shotgunEvents plugin here (logMode 1)")
+    emails: ShotgridEmailSettings = Field(default_factory=ShotgridEmailSettings)
+    webhook_secret: SecretStr | None = Field(None, description="secret token of the ShotGrid webhook(s)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -102,6 +141,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    shotgrid: ShotgridSettings = Field(default_factory=ShotgridSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 
     @classmethod

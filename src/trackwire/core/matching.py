@@ -115,20 +115,28 @@ class MatchEventsFilter:
 
     @classmethod
     def from_mapping(cls, value: dict[str, Any] | None) -> MatchEventsFilter:
+        """Validate ``matchEvents``; a malformed one raises ``TypeError`` saying what is wrong.
+
+        Attribute containers are kept as they behave under ``in``: a string stays a string (substring
+        test), a list/tuple/set becomes a tuple, a dict its keys.
+        """
         if value is None:
             return cls(None)
         if not isinstance(value, dict):
-            raise TypeError(f"matchEvents must be a dict or None, got {type(value).__name__}")
+            raise TypeError(f"matchEvents must be a dict or None, got {type(value).__name__}: {value!r}")
         items: list[tuple[str, Any]] = []
         for key, attrs in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"matchEvents keys must be event type strings, got {key!r}")
-            if attrs is not None and not isinstance(attrs, str | list | tuple):
+            if attrs is None or isinstance(attrs, str):
+                items.append((key, attrs))
+            elif isinstance(attrs, list | tuple | set | frozenset | dict):
+                items.append((key, tuple(attrs)))
+            else:
                 raise TypeError(
                     f"matchEvents[{key!r}] must be None, '*', a list of attribute names or a string,"
                     f" got {type(attrs).__name__}"
                 )
-            items.append((key, tuple(attrs) if isinstance(attrs, list | tuple) else attrs))
         return cls(tuple(items))
 
     def type_patterns(self) -> tuple[str, ...] | None:
@@ -138,6 +146,9 @@ class MatchEventsFilter:
         return None if "*" in keys else keys
 
     def matches(self, event: Event) -> bool:
+        # shotgunEvents' Callback.canProcess: a '*' key wins; then None or a '*' inside the container
+        # (a string containing '*' too) matches any attribute; otherwise a non-empty attribute must be
+        # `in` the container (a substring test when it is a string).
         if not self.match_events:
             return True
         table = dict(self.match_events)
@@ -147,12 +158,10 @@ class MatchEventsFilter:
             attrs = table[event.type]
         else:
             return False
-        if attrs is None or attrs == "*":
+        if attrs is None or "*" in attrs:
             return True
         attribute = event.attribute
-        if isinstance(attrs, str):
-            return attribute is not None and attribute in attrs
-        return attribute in attrs or "*" in attrs
+        return bool(attribute) and attribute in attrs
 
 
 @dataclass(slots=True)

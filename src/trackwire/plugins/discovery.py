@@ -55,6 +55,25 @@ def _files(entry: PluginPathSettings, settings: Settings) -> list[Path]:
     raise ConfigError(f"plugin path {root} does not exist", key="plugins.path")
 
 
+def _legacy_host(settings: Settings, group: str, policy: str) -> dict[str, Any]:
+    """What the shotgunEvents loader needs in the worker: the site, the store, the group's policy."""
+    sg = settings.shotgrid
+    emails = sg.emails.model_dump(mode="json")
+    emails["password"] = sg.emails.password.get_secret_value() if sg.emails.password else None
+    return {
+        "group": group,
+        "policy": policy,
+        "store_url": settings.store_url,
+        "shotgrid": {
+            "site": sg.site,
+            "proxy": sg.proxy,
+            "use_session_uuid": sg.use_session_uuid,
+            "log_dir": str(settings.resolve(sg.log_dir)) if sg.log_dir else None,
+            "emails": emails,
+        },
+    }
+
+
 def discover(settings: Settings) -> list[GroupSpec]:
     """The ordering groups the configuration describes, in documented order."""
     order: list[str] = []
@@ -74,7 +93,10 @@ def discover(settings: Settings) -> list[GroupSpec]:
                 order.append(group)
                 members[group] = []
                 policies[group] = entry
-            members[group].append(PluginSpec(name, path, entry.kind, dict(entry.options)))
+            options = dict(entry.options)
+            if entry.kind == "shotgunevents":
+                options["_trackwire"] = _legacy_host(settings, group, entry.policy or "deactivate")
+            members[group].append(PluginSpec(name, path, entry.kind, options))
     groups = []
     for name in order:
         entry = policies[name]

@@ -196,6 +196,10 @@ class Daemon:
             from trackwire.sources.demo import DemoSource
 
             sources.append(DemoSource(self.settings.demo.rate, self.settings.demo.shots))
+        if self.settings.shotgrid.site:
+            from trackwire.sources.shotgrid import ShotgridSource
+
+            sources.append(ShotgridSource(self.settings.shotgrid))
         return sources
 
     async def _run_source(self, source: Source) -> None:

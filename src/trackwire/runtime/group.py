@@ -414,6 +414,8 @@ class GroupRunner:
 
     async def pick_up_replays(self, generation: int) -> None:
         """Rows queued from outside (replay, dead-letter replay): load the pending ones we do not hold."""
+        if self.worker is None or not self._ready.is_set():
+            return  # consumer names are not known yet: pick the rows up once the worker has loaded
         self.generation = generation
         rows = await asyncio.to_thread(self.store.load_rows, self.name, ("pending",))
         fresh = [r for r in rows if r.event_id not in self.ledger.items]

@@ -1,0 +1,275 @@
+"""The ShotGrid source: polls ``EventLogEntry`` by id with the real ``shotgun_api3`` client.
+
+Each read asks for ids after the newest one seen (never re-reading a window), so events keep
+flowing while gap ids are awaited in a separate lookup (:mod:`trackwire.core.sg_backlog`). Every
+batch is appended together with the cursor (newest id + awaited ids) in one transaction.
+
+Connection problems are retried with capped, jittered exponential backoff; an outage is logged
+once with its cause and once when it ends. Blocking calls run in daemon threads, so a stop request
+is honoured at once even while a call hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from trackwire.config import ShotgridSettings
+from trackwire.core.backoff import Backoff
+from trackwire.core.event import Event, Ref
+from trackwire.core.sg_backlog import Backlog, id_ranges
+from trackwire.ports import Store
+
+__all__ = ["EVENT_FIELDS", "ShotgridSource", "event_from_entry"]
+
+log = logging.getLogger("trackwire.source.shotgrid")
+
+# The fields shotgunEvents reads, so plugins get exactly the dict they used to get.
+EVENT_FIELDS = [
+    "id",
+    "event_type",
+    "attribute_name",
+    "meta",
+    "entity",
+    "user",
+    "project",
+    "session_uuid",
+    "created_at",
+]
+_ASC = [{"field_name": "id", "direction": "asc"}]
+_DESC = [{"field_name": "id", "direction": "desc"}]
+
+T = TypeVar("T")
+
+
+def _ref(value: Any) -> Ref | None:
+    if isinstance(value, dict) and "type" in value and "id" in value:
+        return Ref(str(value["type"]), value["id"], value.get("name"))
+    return None
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return time.time()
+
+
+def event_from_entry(entry: dict[str, Any], source: str) -> Event:
+    """The log event for one ``EventLogEntry`` dict, kept whole in ``data``."""
+    raw_meta = entry.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    created = entry.get("created_at")
+    occurred = created.astimezone(UTC) if isinstance(created, datetime) and created.tzinfo else datetime.now(UTC)
+    return Event(
+        source=source,
+        source_id=str(entry["id"]),
+        type=str(entry.get("event_type") or "EventLogEntry"),
+        entity=_ref(entry.get("entity")),
+        project=_ref(entry.get("project")),
+        user=_ref(entry.get("user")),
+        attribute=entry.get("attribute_name"),
+        old=meta.get("old_value"),
+        new=meta.get("new_value"),
+        occurred=occurred,
+        data=entry,
+    )
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """Run a blocking call in a daemon thread: a hung call never keeps the process from exiting."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=target, name="shotgrid-call", daemon=True).start()
+    return await future
+
+
+class ShotgridSource:
+    """Turns a site's ``EventLogEntry`` rows into events (source name ``settings.source``)."""
+
+    def __init__(
+        self,
+        settings: ShotgridSettings,
+        *,
+        connect: Callable[[], Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.source
+        self._connect = connect or self._real_connection
+        self._clock = clock
+        self._sg: Any = None
+        self._backoff = Backoff(settings.retry_base, settings.retry_cap)
+        self._rng = random.Random()
+        self._outage_since: float | None = None
+        self._outage_cause: str | None = None
+        self._last_backlog_check = 0.0
+        self.backlog: Backlog | None = None
+        self.reads = 0
+
+    def _real_connection(self) -> Any:
+        from shotgun_api3.shotgun import Shotgun
+
+        settings = self.settings
+        if not settings.site or not settings.script_name or settings.script_key is None:
+            raise ValueError("shotgrid.site, shotgrid.script_name and shotgrid.script_key are all needed")
+        sg = Shotgun(
+            settings.site,
+            settings.script_name,
+            settings.script_key.get_secret_value(),
+            connect=False,
+            http_proxy=settings.proxy or None,
+        )
+        sg.config.timeout_secs = settings.timeout
+        sg.config.max_rpc_attempts = 1  # retries are ours: backoff, jitter, and a stop that is honoured
+        return sg
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run(self, store: Store, stop: asyncio.Event, appended: asyncio.Event) -> None:
+        cursor = await asyncio.to_thread(store.get_cursor, self.name)
+        if cursor:
+            self.backlog = Backlog.from_cursor(
+                cursor, timeout=self.settings.backlog_timeout, max_missing=self.settings.max_backlog
+            )
+            log.info(
+                "ShotGrid source %s resumes after EventLogEntry %d (%d gap ids awaited)",
+                self.name,
+                self.backlog.last_id,
+                len(self.backlog.missing),
+            )
+        failures = 0
+        while not stop.is_set():
+            try:
+                if self.backlog is None:
+                    self.backlog = await self._first_position(store)
+                full = await self._poll(store, appended)
+            except Exception as exc:
+                failures += 1
+                delay = self._backoff.delay(failures, self._rng)
+                self._note_outage(exc, delay)
+                await self._wait(stop, delay)
+                continue
+            if failures:
+                self._note_recovery()
+                failures = 0
+            if not full:
+                await self._wait(stop, self.settings.fetch_interval)
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+    def _note_outage(self, exc: Exception, delay: float) -> None:
+        cause = f"{type(exc).__name__}: {exc}"
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            self._outage_cause = cause
+            log.error("ShotGrid is unreachable (%s); retrying with backoff (next try in %.1f s)", cause, delay)
+        elif cause != self._outage_cause:
+            self._outage_cause = cause
+            log.warning("ShotGrid still unreachable, now: %s", cause)
+        self._sg = None  # a fresh connection next time
+
+    def _note_recovery(self) -> None:
+        if self._outage_since is not None:
+            log.warning("ShotGrid is reachable again after %.1f s", time.monotonic() - self._outage_since)
+        self._outage_since = None
+        self._outage_cause = None
+
+    def _conn(self) -> Any:
+        if self._sg is None:
+            self._sg = self._connect()
+        return self._sg
+
+    async def _first_position(self, store: Store) -> Backlog:
+        settings = self.settings
+        if settings.start == "now":
+            newest = await _in_thread(
+                lambda: self._conn().find_one("EventLogEntry", [], ["id"], order=_DESC),
+            )
+            last = int(newest["id"]) if newest else 0
+            log.info("ShotGrid source %s starts now, after EventLogEntry %d", self.name, last)
+        else:
+            last = int(settings.start) - 1
+            log.info("ShotGrid source %s starts at EventLogEntry %d", self.name, last + 1)
+        backlog = Backlog(last, timeout=settings.backlog_timeout, max_missing=settings.max_backlog)
+        await asyncio.to_thread(store.append, [], source=self.name, cursor=backlog.to_cursor())
+        return backlog
+
+    async def _poll(self, store: Store, appended: asyncio.Event) -> bool:
+        """One read after the newest id, one lookup of awaited ids when due; True if the read was full."""
+        backlog = self.backlog
+        assert backlog is not None
+        settings = self.settings
+        after = backlog.last_id
+        entries: list[dict[str, Any]] = await _in_thread(
+            lambda: self._conn().find(
+                "EventLogEntry",
+                [["id", "greater_than", after]],
+                EVENT_FIELDS,
+                order=_ASC,
+                limit=settings.batch_size,
+            )
+        )
+        self.reads += 1
+        now = self._clock()
+        entries.sort(key=lambda e: int(e["id"]))
+        observed = backlog.observe([(int(e["id"]), _epoch(e.get("created_at"))) for e in entries], now)
+        if observed.lost:
+            log.warning(
+                "EventLogEntry ids %s are missing and older than the backlog timeout: they never happened",
+                id_ranges(observed.lost),
+            )
+        late: list[dict[str, Any]] = []
+        monotonic = time.monotonic()
+        if backlog.missing and monotonic - self._last_backlog_check >= settings.fetch_interval:
+            self._last_backlog_check = monotonic
+            wanted = backlog.wanted(500)
+            late = await _in_thread(
+                lambda: self._conn().find(
+                    "EventLogEntry", [["id", "in", wanted]], EVENT_FIELDS, order=_ASC, limit=len(wanted)
+                )
+            )
+            accepted = set(backlog.found(int(e["id"]) for e in late))
+            late = [e for e in late if int(e["id"]) in accepted]
+            if late:
+                log.info("gap ids %s arrived late and are delivered", id_ranges(accepted))
+        expired = backlog.expire(now)
+        if expired:
+            log.warning(
+                "Timeout elapsed on backlog EventLogEntry ids %s (waited %.0f s): they are not delivered",
+                id_ranges(expired),
+                settings.backlog_timeout,
+            )
+        events = [event_from_entry(e, self.name) for e in entries + late]
+        if events or expired or observed.waiting or observed.lost:
+            await asyncio.to_thread(store.append, events, source=self.name, cursor=backlog.to_cursor())
+            if events:
+                appended.set()
+        return len(entries) >= settings.batch_size
