@@ -120,12 +120,26 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
 
 
+_DT_TAG = '{"$dt"'
+
+
 def loads(text: str) -> Any:
-    return json.loads(text, object_hook=_json_hook)
+    # The object hook costs a Python call per JSON object: only pay it when a datetime is inside.
+    if _DT_TAG in text:
+        return json.loads(text, object_hook=_json_hook)
+    return json.loads(text)
 
 
-def encode_event(event: Event) -> str:
-    """The whole envelope as one JSON document (the ``body`` column of the log)."""
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def encode_event(event: Event, received: datetime | None = None) -> str:
+    """The whole envelope as one JSON document (the ``body`` column of the log).
+
+    ``occurred`` and ``received`` are plain ISO strings (always datetimes); datetimes inside ``data``
+    are tagged so they come back as datetimes.
+    """
     return dumps(
         {
             "id": event.id,
@@ -138,8 +152,8 @@ def encode_event(event: Event) -> str:
             "attribute": event.attribute,
             "old": event.old,
             "new": event.new,
-            "occurred": event.occurred,
-            "received": event.received,
+            "occurred": _iso(event.occurred),
+            "received": _iso(received or event.received),
             "data": event.data,
             "follows": event.follows,
             "key": event.key,
@@ -147,22 +161,37 @@ def encode_event(event: Event) -> str:
     )
 
 
+def _when(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _ref_or_none(value: Any) -> Ref | None:
+    if value is None:
+        return None
+    if isinstance(value, dict) and "type" in value and "id" in value:
+        return Ref(value["type"], value["id"], value.get("name"))
+    return Ref.from_json(value)
+
+
 def decode_event(body: str, event_id: int | None = None) -> Event:
     raw = loads(body)
+    get = raw.get
     return Event(
-        id=event_id if event_id is not None else raw.get("id"),
+        id=event_id if event_id is not None else get("id"),
         source=raw["source"],
         source_id=raw["source_id"],
         type=raw["type"],
-        entity=Ref.from_json(raw.get("entity")),
-        project=Ref.from_json(raw.get("project")),
-        user=Ref.from_json(raw.get("user")),
-        attribute=raw.get("attribute"),
-        old=raw.get("old"),
-        new=raw.get("new"),
-        occurred=raw.get("occurred") or _now(),
-        received=raw.get("received"),
-        data=raw.get("data") or {},
-        follows=raw.get("follows"),
-        key=raw.get("key"),
+        entity=_ref_or_none(get("entity")),
+        project=_ref_or_none(get("project")),
+        user=_ref_or_none(get("user")),
+        attribute=get("attribute"),
+        old=get("old"),
+        new=get("new"),
+        occurred=_when(get("occurred")) or _now(),
+        received=_when(get("received")),
+        data=get("data") or {},
+        follows=get("follows"),
+        key=get("key"),
     )

@@ -180,7 +180,9 @@ class GroupLedger:
 
     def _add(self, item: Item) -> None:
         self.items[item.event_id] = item
-        queue = self._keys.setdefault(item.key, deque())
+        queue = self._keys.get(item.key)
+        if queue is None:
+            queue = self._keys[item.key] = deque()
         queue.append(item.event_id)
         if item.state is State.RETRY and item.retry_at is not None:
             heapq.heappush(self._timers, (item.retry_at, item.event_id))
@@ -322,7 +324,10 @@ class GroupLedger:
         self._unpersisted.pop(item.event_id, None)
         self._dirty.discard(item.event_id)
         queue = self._keys[item.key]
-        queue.remove(item.event_id)
+        if queue[0] == item.event_id:
+            queue.popleft()
+        else:
+            queue.remove(item.event_id)
         if not queue:
             del self._keys[item.key]
         else:

@@ -7,7 +7,7 @@ worker process reports its filters, and the daemon decides which events to hand 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,6 +53,12 @@ class Matcher(Protocol):
     def matches(self, event: Event) -> bool: ...
 
 
+def _type_only(matcher: Matcher) -> bool:
+    """Whether the event type alone decides (so the event need not be decoded to match it)."""
+    probe = getattr(matcher, "type_only", None)
+    return bool(probe()) if callable(probe) else False
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """The native filter: event type globs, then optional attribute, entity type, project and field tests.
@@ -69,6 +75,9 @@ class Filter:
 
     def type_patterns(self) -> tuple[str, ...] | None:
         return None if "*" in self.types else self.types
+
+    def type_only(self) -> bool:
+        return self.attributes is None and self.entity_types is None and self.projects is None and not self.where
 
     def matches(self, event: Event) -> bool:
         if self.types != ("*",) and not _any_glob(event.type, self.types):
@@ -145,6 +154,9 @@ class MatchEventsFilter:
         keys = tuple(k for k, _ in self.match_events)
         return None if "*" in keys else keys
 
+    def type_only(self) -> bool:
+        return not self.match_events or all(attrs is None or attrs == "*" for _, attrs in self.match_events)
+
     def matches(self, event: Event) -> bool:
         # shotgunEvents' Callback.canProcess: a '*' key wins; then None or a '*' inside the container
         # (a string containing '*' too) matches any attribute; otherwise a non-empty attribute must be
@@ -176,8 +188,10 @@ class TypeIndex:
     _cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
     _exact: dict[str, list[int]] = field(default_factory=dict)
     _globbed: list[tuple[int, tuple[str, ...] | None]] = field(default_factory=list)
+    _needs_event: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._needs_event = [not _type_only(m) for m in self.matchers]
         for position, matcher in enumerate(self.matchers):
             patterns = matcher.type_patterns()
             if patterns is not None and not any(_is_glob(p) for p in patterns):
@@ -202,3 +216,19 @@ class TypeIndex:
     def match(self, event: Event) -> tuple[int, ...]:
         """Positions of the consumers that want ``event``, in registration order."""
         return tuple(p for p in self.candidates(event.type) if self.matchers[p].matches(event))
+
+    def needs_event(self, event_type: str) -> bool:
+        """Whether matching this type needs more than the type (so answers cannot be cached per type)."""
+        needs = self._needs_event
+        return any(needs[p] for p in self.candidates(event_type))
+
+    def match_lazy(self, event_type: str, load: Callable[[], Event]) -> tuple[int, ...]:
+        """Like :meth:`match`, decoding the event (``load()``) only if some candidate needs more than its type."""
+        candidates = self.candidates(event_type)
+        if not candidates:
+            return candidates
+        needs = self._needs_event
+        if not any(needs[p] for p in candidates):
+            return candidates
+        event = load()
+        return tuple(p for p in candidates if not needs[p] or self.matchers[p].matches(event))

@@ -87,6 +87,8 @@ class Worker:
         self._slot_of_thread: dict[int, int] = {}
         self._slot_lock = threading.Lock()
         self._emit: Callable[[list[Event]], None] | None = None
+        self._emit_ready = False
+        self._loggers: dict[str, logging.Logger] = {}
         self.timeout = float(self.group.timeout)
 
     def send(self, message: Any) -> None:
@@ -115,13 +117,21 @@ class Worker:
         self.send(("loaded", infos, failures))
 
     def _emitter(self) -> Callable[[list[Event]], None] | None:
-        if self._emit is None and self.init.store_url:
+        """Appends follow-up events to the log; the store is opened on the first emit only."""
+        if self._emit_ready:
+            return self._emit
+        self._emit_ready = True
+        url = self.init.store_url
+        if url:
+            from trackwire.ports import Store
             from trackwire.store import open_store
 
-            store = open_store(self.init.store_url)
+            opened: list[Store] = []
 
             def emit(events: list[Event]) -> None:
-                store.append(events)
+                if not opened:
+                    opened.append(open_store(url))
+                opened[0].append(events)
 
             self._emit = emit
         return self._emit
@@ -137,42 +147,40 @@ class Worker:
                 self._slot_of_thread[ident] = slot
         return slot
 
+    def _logger(self, plugin: str) -> logging.Logger:
+        logger = self._loggers.get(plugin)
+        if logger is None:
+            logger = self._loggers[plugin] = logging.getLogger(f"trackwire.plugin.{plugin}")
+        return logger
+
     def run_item(self, item: RunItem) -> Result:
         event_id, body, positions, attempt, _key = item
         started = time.monotonic()
         slot = self._slot()
         _SLOT.pack_into(self._slots, slot * _SLOT.size, event_id, started)
+        context = self._context
+        context.event_id = event_id
+        ctx: Context | None = None
         try:
             event = decode_event(body, event_id)
+            emitter = self._emitter()
             for position in positions:
                 consumer = self.consumers[position]
                 plugin = self.plugin_of[position]
-                self._context.plugin = plugin
-                self._context.consumer = consumer.name
-                self._context.event_id = event_id
-                ctx = Context(
-                    plugin=plugin,
-                    consumer=consumer.name,
-                    log=logging.getLogger(f"trackwire.plugin.{plugin}"),
-                    attempt=attempt,
-                    options=self.options_of[position],
-                    event=event,
-                    _emit=self._emitter(),
-                )
+                context.plugin = plugin
+                context.consumer = consumer.name
+                if ctx is None or ctx.plugin != plugin:
+                    ctx = Context(
+                        plugin, consumer.name, self._logger(plugin), attempt, self.options_of[position], event, emitter
+                    )
+                else:
+                    ctx.consumer = consumer.name
                 try:
                     consumer.invoke(event, ctx)
                 except Skip:
                     continue
                 except Retry as exc:
-                    return (
-                        event_id,
-                        "retry",
-                        position,
-                        str(exc),
-                        None,
-                        exc.after,
-                        time.monotonic() - started,
-                    )
+                    return (event_id, "retry", position, str(exc), None, exc.after, time.monotonic() - started)
                 except Fail as exc:
                     return (
                         event_id,
@@ -200,7 +208,7 @@ class Worker:
                     )
             return (event_id, "ok", -1, None, None, None, time.monotonic() - started)
         finally:
-            self._context.event_id = None
+            context.event_id = None
             _SLOT.pack_into(self._slots, slot * _SLOT.size, 0, 0.0)
 
     def run_chain(self, chain: list[RunItem]) -> list[Result]:

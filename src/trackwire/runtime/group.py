@@ -84,6 +84,9 @@ class GroupRunner:
         self.load_errors: list[str] = []
         self.generation = 0
         self._records: dict[int, LogRecord] = {}
+        # caches rebuilt with each worker: event type -> consumer names (type-only matches), names -> positions
+        self._names_by_type: dict[str, tuple[str, ...]] = {}
+        self._positions_memo: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._wake = asyncio.Event()
         self._persist_all = False
         self._restart_at = 0.0
@@ -141,6 +144,8 @@ class GroupRunner:
         self.names = [c.name for c in worker.consumers]
         self.positions = {n: i for i, n in enumerate(self.names)}
         self.index = TypeIndex([c.matcher for c in worker.consumers])
+        self._names_by_type = {}
+        self._positions_memo = {}
         patterns: set[str] = set()
         for consumer in worker.consumers:
             found = consumer.matcher.type_patterns()
@@ -226,20 +231,23 @@ class GroupRunner:
         records, covered = await self.tail.read(self.ledger.read_pos, limit, self.types)
         now = time.monotonic()
         names = self.names
+        index = self.index
+        ledger = self.ledger
+        by_type = self._names_by_type
         for record in records:
-            if record.id <= self.ledger.read_pos:
+            if record.id <= ledger.read_pos:
                 continue
-            candidates = self.index.candidates(record.type)
-            if candidates:
-                event = record.event
-                matched = tuple(names[p] for p in candidates if self.index.matchers[p].matches(event))
-            else:
-                matched = ()
+            matched = by_type.get(record.type)
+            if matched is None:
+                positions = index.match_lazy(record.type, lambda record=record: record.event)  # type: ignore[misc]
+                matched = tuple(names[p] for p in positions)
+                if not index.needs_event(record.type):
+                    by_type[record.type] = matched
             if matched:
                 self._records[record.id] = record
-                self.ledger.offer(record.id, record.key, matched, now)
+                ledger.offer(record.id, record.key, matched, now)
             else:
-                self.ledger.skip_to(record.id)
+                ledger.skip_to(record.id)
         self.ledger.skip_to(covered)
 
     async def _dispatch(self, items: Sequence[Item]) -> None:
@@ -249,9 +257,14 @@ class GroupRunner:
             for fetched in await asyncio.to_thread(self.store.get_records, missing):
                 self._records[fetched.id] = fetched
         batch: list[RunItem] = []
+        memo = self._positions_memo
         for item in items:
             record = self._records.get(item.event_id)
-            positions = tuple(self.positions[n] for n in item.consumers if n in self.positions)
+            positions = memo.get(item.consumers)
+            if positions is None:
+                positions = memo[item.consumers] = tuple(
+                    self.positions[n] for n in item.consumers if n in self.positions
+                )
             if record is None or not positions:
                 # the event is gone from the store, or none of its consumers exists any more
                 self.ledger.succeeded(item.event_id)

@@ -40,8 +40,9 @@ class MemoryStore:
                     ids.append(None)
                     continue
                 event_id = len(self._events) + 1
-                stored = event if event.received else event.with_id(0, received)
-                self._events.append((event_id, event.type, ordering_key(event), encode_event(stored)))
+                self._events.append(
+                    (event_id, event.type, ordering_key(event), encode_event(event, event.received or received))
+                )
                 self._dedupe[dedupe] = event_id
                 ids.append(event_id)
             if source is not None and cursor is not None:

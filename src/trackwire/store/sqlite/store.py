@@ -112,7 +112,6 @@ class SqliteStore:
         ids: list[int | None] = []
         with self._transaction() as conn:
             for event in events:
-                stored = event if event.received else event.with_id(0, received)
                 entity = event.entity
                 row = conn.execute(
                     q.INSERT_EVENT,
@@ -126,7 +125,7 @@ class SqliteStore:
                         None if event.project is None else str(event.project.id),
                         event.occurred.isoformat(),
                         stamp,
-                        encode_event(stored),
+                        encode_event(event, event.received or received),
                     ),
                 ).fetchone()
                 ids.append(None if row is None else int(row[0]))
