@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 __all__ = ["Event", "Ref", "decode_event", "encode_event", "ordering_key"]
@@ -40,7 +40,7 @@ class Ref:
             return value
         if isinstance(value, str):
             kind, _, ident = value.partition(":")
-            if not ident:
+            if not kind or not ident:
                 raise ValueError(f"a reference must look like 'Type:id', got {value!r}")
             return cls(kind, int(ident) if ident.isdigit() else ident)
         if isinstance(value, dict) and "type" in value and "id" in value:
@@ -102,6 +102,8 @@ def _ref(value: Ref | None) -> dict[str, Any] | None:
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"$dt": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     if isinstance(value, bytes):
@@ -110,21 +112,30 @@ def _json_default(value: Any) -> Any:
 
 
 def _json_hook(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and "$dt" in obj:
-        return datetime.fromisoformat(obj["$dt"])
+    if len(obj) == 1:
+        text = obj.get("$dt", obj.get("$date"))
+        if isinstance(text, str):
+            try:
+                return datetime.fromisoformat(text) if "$dt" in obj else date.fromisoformat(text)
+            except ValueError:
+                return obj
     return obj
 
 
 def dumps(value: Any) -> str:
-    """JSON that keeps datetimes (as ``{"$dt": iso}``), used for event payloads and state."""
+    """JSON that keeps datetimes and dates (as ``{"$dt": iso}``, ``{"$date": iso}``), for payloads and state.
+
+    Tuples and sets come back as lists, bytes as text. A payload dict whose only key is ``"$dt"`` or
+    ``"$date"`` holding an ISO string reads back as a datetime/date (the price of a plain-JSON format).
+    """
     return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
 
 
-_DT_TAG = '{"$dt"'
+_DT_TAG = '{"$d'  # opens both {"$dt": ...} and {"$date": ...}
 
 
 def loads(text: str) -> Any:
-    # The object hook costs a Python call per JSON object: only pay it when a datetime is inside.
+    # The object hook costs a Python call per JSON object: only pay it when a datetime or date is inside.
     if _DT_TAG in text:
         return json.loads(text, object_hook=_json_hook)
     return json.loads(text)

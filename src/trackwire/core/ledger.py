@@ -97,6 +97,39 @@ class Failure:
 
 @dataclass
 class GroupLedger:
+    """The delivery state of one ordering group. Time is whatever numbers the caller passes as ``now``.
+
+    Invariants (each tested in ``tests/unit/test_ledger.py`` and, against a model, in
+    ``tests/unit/test_ledger_model.py``):
+
+    1. **Per-key FIFO.** Items of one key are handed out in the order they entered the ledger (rows
+       restored at start-up in id order, then events offered in id order). :meth:`take_ready` hands out
+       the head of a key, plus up to ``max_chain`` pending items right behind it as one chain that the
+       worker runs in order; nothing of a key is handed out while an earlier chain of that key is running.
+       So an item starts only when every earlier item of its key is finished (succeeded) or dead.
+    2. **A retry blocks only its key.** A failed head stays at the head in ``retry`` state until
+       :meth:`due` reaches its retry time; the items behind it wait, every other key carries on. The
+       retry time is ``now`` + ``Retry(after=...)`` when given, else the jittered capped backoff.
+    3. **Dead letters.** The ``max_attempts``-th failed attempt of an item, or any failure marked
+       ``final``, makes the item dead: it leaves its key (freeing the items behind it) and gets a dead row
+       at the next checkpoint. Nothing else makes an item dead.
+    4. **Interruptions are free.** An item that was ``interrupted`` (its worker died, it was not run) is
+       pending again, with the chain behind it, and no attempt is counted.
+    5. **Durable coverage.** A checkpoint's ``position`` plus the rows in the store cover every
+       unfinished item: every item at or below the position is finished or has a row (pending, running,
+       retry or dead). The position never passes an unfinished item without a row, and never moves back.
+       Items unfinished for ``persist_after`` seconds, retries and dead letters get rows, so the position
+       can move past them.
+    6. **Writes in flight.** :meth:`committed` is called once a checkpoint is durable, and copes with
+       what happened meanwhile: an item that finished gets its row deleted at the next checkpoint, one
+       that changed gets its row rewritten, one that died gets its dead row (never a delete).
+    7. **Restart.** A new ledger at the durable position, given the stored rows (:meth:`restore`) and then
+       every event after the position (:meth:`offer`), holds every unfinished item once: a row written
+       past the position wins over the re-read event (its attempts and retry time are kept) and a dead
+       row is not run again. Only items that were unfinished, or finished after the position was
+       written, run again.
+    """
+
     position: int = 0
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=Backoff)
@@ -114,6 +147,7 @@ class GroupLedger:
     _deletes: set[int] = field(init=False, default_factory=set)
     _dead: dict[int, Item] = field(init=False, default_factory=dict)
     _timers: list[tuple[float, int]] = field(init=False, default_factory=list)
+    _settled: set[int] = field(init=False, default_factory=set)
     running_ids: set[int] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -122,18 +156,29 @@ class GroupLedger:
     # -- facts coming in -------------------------------------------------------------------------
 
     def restore(self, rows: list[DeliveryRow], now: float) -> None:
-        """Load the unfinished rows of a group after a restart (dead rows are ignored)."""
+        """Load a group's rows after a restart; call it before offering the events after ``position``.
+
+        Unfinished rows become items again (a ``running`` row is pending: its run was cut short). A
+        dead row stays dead: when the log is re-read past it, it is not offered again. A retry time
+        further away than the backoff cap (a row written under another boot's monotonic clock) is
+        brought back to the cap.
+        """
         for row in sorted(rows, key=lambda r: r.event_id):
-            if row.state is State.DEAD or row.event_id in self.items:
+            if row.event_id in self.items:
                 continue
+            if row.state is State.DEAD:
+                if row.event_id > self.read_pos:
+                    self._settled.add(row.event_id)
+                continue
+            retry = row.state is State.RETRY and row.retry_at is not None
             self._add(
                 Item(
                     row.event_id,
                     row.key,
                     row.consumers,
-                    State.RETRY if row.state is State.RETRY and row.retry_at is not None else State.PENDING,
+                    State.RETRY if retry else State.PENDING,
                     row.attempts,
-                    row.retry_at,
+                    min(row.retry_at, now + self.backoff.cap) if retry and row.retry_at is not None else None,
                     row.error,
                     row.traceback,
                     since=now,
@@ -146,6 +191,10 @@ class GroupLedger:
         if event_id <= self.read_pos:
             raise ValueError(f"event {event_id} offered at or behind read position {self.read_pos}")
         self.read_pos = event_id
+        if event_id in self.items or event_id in self._settled:
+            # restored from a row written past the position: the row (its attempts, its retry time) wins
+            self._settled.discard(event_id)
+            return
         if consumers:
             self._unpersisted[event_id] = None
             self._add(Item(event_id, key, consumers, since=now))
@@ -161,6 +210,9 @@ class GroupLedger:
             if row.event_id in self.items:
                 continue
             self._dead.pop(row.event_id, None)
+            self._settled.discard(row.event_id)
+            # the row exists in the store (the operator queued it): never delete it behind the item's back
+            self._deletes.discard(row.event_id)
             self._add(
                 Item(
                     row.event_id,
@@ -257,7 +309,7 @@ class GroupLedger:
             self._forget(item)
             self._dead[event_id] = item
             return Failure(True, None, item.attempts)
-        delay = retry_after if retry_after is not None else self.backoff.delay(item.attempts, self.rng)
+        delay = max(0.0, retry_after) if retry_after is not None else self.backoff.delay(item.attempts, self.rng)
         item.state = State.RETRY
         self.running_ids.discard(event_id)
         item.retry_at = now + delay
@@ -360,23 +412,26 @@ class GroupLedger:
         pending_ids = (i for i in self._unpersisted if i not in upserts)
         first_unpersisted = next(pending_ids, None)
         position = self.read_pos if first_unpersisted is None else first_unpersisted - 1
-        return Checkpoint(max(position, self.position), tuple(upserts.values()), tuple(self._deletes))
+        deletes = tuple(i for i in self._deletes if i not in upserts)
+        return Checkpoint(max(position, self.position), tuple(upserts.values()), deletes)
 
     def committed(self, plan: Checkpoint) -> None:
         """The plan is durable: remember which items now have rows."""
         self.position = plan.position
         for row in plan.upserts:
             self._dirty.discard(row.event_id)
-            if row.state is State.DEAD:
-                self._dead.pop(row.event_id, None)
+            dead = self._dead.get(row.event_id)
+            if dead is not None and dead.row() == row:
+                del self._dead[row.event_id]
             item = self.items.get(row.event_id)
             if item is not None:
                 item.persisted = True
                 self._unpersisted.pop(row.event_id, None)
                 if item.row() != row:
                     self._dirty.add(row.event_id)
-            elif row.state is not State.DEAD:
-                # finished while the write was in flight: its row must go next time
+            elif row.state is not State.DEAD and row.event_id not in self._dead:
+                # finished while the write was in flight: its row must go next time (a dead-lettered
+                # one keeps it: its dead row is written next time)
                 self._deletes.add(row.event_id)
         self._deletes.difference_update(plan.deletes)
 

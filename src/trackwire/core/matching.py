@@ -7,7 +7,7 @@ worker process reports its filters, and the daemon decides which events to hand 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,7 +64,7 @@ class Filter:
     """The native filter: event type globs, then optional attribute, entity type, project and field tests.
 
     ``attributes`` and ``entity_types`` accept globs; ``where`` maps dotted paths to the value they must
-    equal (a list of values means "any of").
+    equal (a list, tuple or set of values means "any of"; a missing path never matches).
     """
 
     types: tuple[str, ...] = ("*",)
@@ -92,15 +92,15 @@ class Filter:
             project = event.project
             if project is None:
                 return False
-            names = {str(project.id), str(project.name) if project.name is not None else ""}
+            names = {str(project.id)} if project.name is None else {str(project.id), project.name}
             if not names.intersection(self.projects):
                 return False
         for path, expected in self.where:
             value = lookup_path(event, path)
             if value is _MISSING:
                 return False
-            if isinstance(expected, list):
-                if value not in expected:
+            if isinstance(expected, list | tuple | set | frozenset):
+                if not any(value == choice for choice in expected):
                     return False
             elif value != expected:
                 return False
@@ -123,15 +123,16 @@ class MatchEventsFilter:
     match_events: tuple[tuple[str, Any], ...] | None = None
 
     @classmethod
-    def from_mapping(cls, value: dict[str, Any] | None) -> MatchEventsFilter:
-        """Validate ``matchEvents``; a malformed one raises ``TypeError`` saying what is wrong.
+    def from_mapping(cls, value: Any) -> MatchEventsFilter:
+        """Check a plugin's ``matchEvents`` once, at registration.
 
-        Attribute containers are kept as they behave under ``in``: a string stays a string (substring
-        test), a list/tuple/set becomes a tuple, a dict its keys.
+        Anything falsy (``None``, ``{}``) matches every event, as in shotgunEvents. What shotgunEvents
+        would only trip over later, in its main loop (a list instead of a dict, a key that is not a
+        string, an attribute spec that is a number), raises :class:`TypeError` here instead.
         """
-        if value is None:
+        if not value:
             return cls(None)
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):
             raise TypeError(f"matchEvents must be a dict or None, got {type(value).__name__}: {value!r}")
         items: list[tuple[str, Any]] = []
         for key, attrs in value.items():
@@ -139,7 +140,8 @@ class MatchEventsFilter:
                 raise TypeError(f"matchEvents keys must be event type strings, got {key!r}")
             if attrs is None or isinstance(attrs, str):
                 items.append((key, attrs))
-            elif isinstance(attrs, list | tuple | set | frozenset | dict):
+            elif isinstance(attrs, list | tuple | set | frozenset | Mapping):
+                # kept as they behave under ``in``: a dict by its keys
                 items.append((key, tuple(attrs)))
             else:
                 raise TypeError(
@@ -152,15 +154,18 @@ class MatchEventsFilter:
         if not self.match_events:
             return None
         keys = tuple(k for k, _ in self.match_events)
-        return None if "*" in keys else keys
+        if "*" in keys:
+            return None
+        # shotgunEvents compares event types exactly: a key like "Shotgun_*_Change" is not a pattern.
+        return tuple(_literal(k) for k in keys)
 
     def type_only(self) -> bool:
         return not self.match_events or all(attrs is None or attrs == "*" for _, attrs in self.match_events)
 
     def matches(self, event: Event) -> bool:
-        # shotgunEvents' Callback.canProcess: a '*' key wins; then None or a '*' inside the container
-        # (a string containing '*' too) matches any attribute; otherwise a non-empty attribute must be
-        # `in` the container (a substring test when it is a string).
+        """``Callback.canProcess``: a ``'*'`` key wins, then the event's own type; ``'*' in spec`` matches
+        any attribute (for a string spec that is a substring test too), else the event needs a non-empty
+        attribute that is ``in`` the spec."""
         if not self.match_events:
             return True
         table = dict(self.match_events)
@@ -174,6 +179,11 @@ class MatchEventsFilter:
             return True
         attribute = event.attribute
         return bool(attribute) and attribute in attrs
+
+
+def _literal(text: str) -> str:
+    """A glob that matches exactly ``text``."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
 
 
 @dataclass(slots=True)
