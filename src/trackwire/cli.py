@@ -80,6 +80,23 @@ def run(
 
 
 @app.command()
+def web(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="address to bind (default: web.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: web.port)")] = None,
+) -> None:
+    """Serve the dashboard, API and webhooks against the store alone (no daemon in this process)."""
+    from trackwire.web.server import serve_store
+
+    settings = _settings(config)
+    web_settings = settings.web.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    console.print(
+        f"[bold]Dashboard:[/bold] http://{web_settings.host}:{web_settings.port}/ (store {settings.store_url})"
+    )
+    serve_store(settings.store_url, web_settings)
+
+
+@app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="where to write trackwire.toml and plugins/")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,

@@ -19,6 +19,7 @@ from trackwire.errors import ConfigError
 __all__ = [
     "DemoSettings",
     "EngineSettings",
+    "HookSettings",
     "LogSettings",
     "PluginPathSettings",
     "Settings",
@@ -82,11 +83,36 @@ class LogSettings(_Section):
         return None if value == "" else value
 
 
+class HookSettings(_Section):
+    """One generic webhook endpoint: ``POST /hooks/<name>`` appends the JSON body as an event."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the URL path segment")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 key; the body's signature is checked")
+    token: SecretStr | None = Field(None, description="or a bearer token the sender puts in Authorization")
+    secret_env: str | None = Field(None, description="read the HMAC key from this environment variable")
+    token_env: str | None = Field(None, description="read the bearer token from this environment variable")
+    signature_header: str = Field("X-Hub-Signature-256", description="header carrying sha256=<hex of HMAC>")
+    id_field: str | None = Field("id", description="dotted path to the sender's id (idempotency); none: body hash")
+    type_field: str | None = Field("type", description="dotted path to the event type")
+    default_type: str = Field("webhook", description="event type when the body has none")
+    entity_field: str | None = Field(None, description="dotted path to a {type,id} object or 'Type:id' string")
+    project_field: str | None = Field(None, description="dotted path to a {type,id} object or 'Type:id' string")
+    source: str | None = Field(None, description="the events' source (default: hook:<name>)")
+
+
 class WebSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8787, ge=0, le=65535)
     token: SecretStr | None = Field(None, description="API/dashboard token (or TRACKWIRE_WEB__TOKEN)")
+    tokens: tuple[SecretStr, ...] = Field((), description="more accepted tokens (one per client)")
+    username: str = Field("admin", description="dashboard login name")
+    password: SecretStr | None = Field(None, description="dashboard password (or TRACKWIRE_WEB__PASSWORD)")
+    session_secret: SecretStr | None = Field(None, description="signs login cookies; default: random per start")
+    session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
+    secure_cookies: bool = Field(False, description="mark cookies Secure (serve behind HTTPS)")
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="larger webhook bodies get 413")
+    hooks: tuple[HookSettings, ...] = ()
 
 
 class DemoSettings(_Section):

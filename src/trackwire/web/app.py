@@ -1,26 +1,156 @@
-"""The ASGI app. For now: health and a JSON status; the dashboard and API grow here."""
+"""The one ASGI app: dashboard, JSON API, webhook intake, /metrics, /healthz and /readyz.
+
+``create_app(daemon, settings)`` serves a running daemon (live state and the store);
+``create_store_app(store, settings)`` serves a store alone (``trackwire web``).
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from trackwire.__about__ import __version__
 from trackwire.config import WebSettings
+from trackwire.ports import Store
+from trackwire.web.api import api_router
+from trackwire.web.auth import COOKIE, Auth, NeedLogin
+from trackwire.web.backend import Backend
+from trackwire.web.hooks import hooks_router
+from trackwire.web.metrics import Metrics
+from trackwire.web.pages import pages_router, templates
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_store_app"]
+
+STATIC = Path(__file__).parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'"
+)
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.url.path.startswith(("/api", "/events", "/groups", "/deadletters", "/live")):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _safe_next(value: str | None) -> str:
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
 
 
 def create_app(daemon: Daemon, settings: WebSettings) -> FastAPI:
-    app = FastAPI(title="Trackwire", version=__version__)
+    """The app of a running daemon."""
+    return build_app(Backend.for_daemon(daemon), settings)
 
-    @app.get("/healthz")
+
+def create_store_app(store: Store, settings: WebSettings) -> FastAPI:
+    """The app for a store alone: no live state; actions are written to the store for a daemon to pick up."""
+    return build_app(Backend.for_store(store), settings)
+
+
+def build_app(backend: Backend, settings: WebSettings) -> FastAPI:
+    app = FastAPI(
+        title="Trackwire",
+        version=__version__,
+        description="Dashboard data, operator actions and webhook intake of a Trackwire daemon.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    auth = Auth(settings)
+    metrics = Metrics()
+    app.state.backend = backend
+    app.state.metrics = metrics
+    app.state.auth = auth
+    try:
+        metrics.start_at(backend.store.last_id())
+    except Exception:  # the store may open later; counting then starts at the first scrape
+        pass
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    page_templates = templates()
+
+    @app.exception_handler(NeedLogin)
+    async def need_login(request: Request, exc: NeedLogin) -> Response:
+        return RedirectResponse("/login?" + urlencode({"next": exc.next_url}), status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api")
+        if wants_html:
+            return page_templates.TemplateResponse(
+                request, "error.html", {"status": exc.status_code, "detail": exc.detail}, status_code=exc.status_code
+            )
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "uptime": round(time.time() - daemon.started, 1)}
+        return {"status": "ok", "uptime": round(time.time() - backend.started, 1)}
 
+    @app.get("/readyz", tags=["operations"], summary="The store is open and every group has its worker")
+    async def readyz() -> JSONResponse:
+        ready = backend.ready()
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (needs a login or token)")
+    async def metrics_endpoint(request: Request) -> Response:
+        auth.api_user(request)
+        return Response(await metrics.render(backend), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_page(request: Request, next: str = "/", failed: int = 0) -> HTMLResponse:
+        context = {"next": _safe_next(next), "failed": bool(failed), "configured": auth.configured}
+        return page_templates.TemplateResponse(request, "login.html", context)
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        if not auth.same_origin(request):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        form = await request.form()
+        username = str(form.get("username") or "")
+        password = str(form.get("password") or "")
+        target = _safe_next(str(form.get("next") or "/"))
+        if not auth.check_login(username, password):
+            return RedirectResponse("/login?" + urlencode({"next": target, "failed": 1}), status_code=303)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            COOKIE,
+            auth.issue(username or "token"),
+            max_age=int(settings.session_hours * 3600),
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+        )
+        return response
+
+    @app.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        user = auth.principal(request)
+        if user is not None:
+            await auth.check_write(request, user)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE)
+        return response
+
+    app.include_router(api_router(backend, auth))
+    app.include_router(hooks_router(backend, settings))
+    app.include_router(pages_router(backend, auth))
     return app

@@ -15,7 +15,7 @@ from trackwire.web.app import create_app
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
 
-__all__ = ["serve"]
+__all__ = ["serve", "serve_store"]
 
 log = logging.getLogger("trackwire.web")
 
@@ -42,3 +42,28 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
     stopper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, 3.0)
+
+
+def serve_store(store_url: str, settings: WebSettings) -> None:
+    """``trackwire web``: serve the app against a store alone until SIGINT/SIGTERM."""
+    from trackwire.store import open_store
+    from trackwire.web.app import create_store_app
+
+    store = open_store(store_url)
+    app = create_store_app(store, settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", access_log=False
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.should_exit and not task.done():
+            await asyncio.sleep(0.2)
+        app.state.backend.stop.set()  # end the live streams so the server can stop
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()

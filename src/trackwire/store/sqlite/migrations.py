@@ -66,6 +66,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX deliveries_by_state ON deliveries (state, grp, event_id);
         """,
     ),
+    (
+        4,
+        "indexes for browsing the log: by source and by entity, newest first",
+        """
+        CREATE INDEX IF NOT EXISTS events_by_source ON events (source, id);
+        CREATE INDEX IF NOT EXISTS events_by_entity ON events (entity_type, entity_id, id);
+        """,
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -88,3 +88,76 @@ INSERT INTO deliveries (grp, event_id, key, state, attempts, consumers, updated)
 SELECT ?, id, key, 'pending', 0, ?, ? FROM events WHERE id BETWEEN ? AND ?
 ON CONFLICT (grp, event_id) DO NOTHING
 """
+
+
+# -- browsing (dashboard and JSON API) -------------------------------------------------------------
+# Event search pages newest first by key (``id < :before``), never by OFFSET, so page 1000 costs what
+# page 1 costs. One query per driving index (migration 4 adds by-source and by-entity); the other
+# filters are residual conditions. ``:low``/``:before`` bound the id range (a time range becomes one).
+_SEARCH_RESIDUAL = """
+    AND id < :before AND id >= :low
+    AND (:source IS NULL OR source = :source)
+    AND (:type IS NULL OR type = :type)
+    AND (:etype IS NULL OR entity_type = :etype)
+    AND (:eid IS NULL OR entity_id = :eid)
+    AND (:project IS NULL OR project_id = :project)
+ORDER BY id DESC LIMIT :limit
+"""
+SEARCH_EVENTS = "SELECT id, received, body FROM events WHERE 1 = 1" + _SEARCH_RESIDUAL
+SEARCH_EVENTS_BY_ENTITY = (
+    "SELECT id, received, body FROM events INDEXED BY events_by_entity WHERE entity_type = :etype AND entity_id = :eid"
+    + _SEARCH_RESIDUAL
+)
+SEARCH_EVENTS_BY_PROJECT = (
+    "SELECT id, received, body FROM events INDEXED BY events_by_project WHERE project_id = :project" + _SEARCH_RESIDUAL
+)
+SEARCH_EVENTS_BY_TYPE = (
+    "SELECT id, received, body FROM events INDEXED BY events_by_type WHERE type = :type" + _SEARCH_RESIDUAL
+)
+SEARCH_EVENTS_BY_SOURCE = (
+    "SELECT id, received, body FROM events INDEXED BY events_by_source WHERE source = :source" + _SEARCH_RESIDUAL
+)
+
+# ``received`` grows with ``id`` (one writer stamps each transaction), so a time bound becomes an id
+# bound by a binary search over the primary key: no index on time needed.
+RECEIVED_AT_OR_AFTER_ID = "SELECT id, received FROM events WHERE id >= ? ORDER BY id LIMIT 1"
+# Events per minute since an id (the overview chart covers the last hour).
+EVENTS_PER_MINUTE = "SELECT substr(received, 1, 16) AS minute, count(*) FROM events WHERE id >= ? GROUP BY minute"
+EVENTS_PER_SOURCE_SINCE = "SELECT source, count(*) FROM events WHERE id > ? AND id <= ? GROUP BY source"
+# Distinct values by skipping through an index (one seek per value), not by scanning every row.
+DISTINCT_SOURCES = """
+WITH RECURSIVE s(v) AS (
+    SELECT min(source) FROM events
+    UNION ALL
+    SELECT (SELECT min(source) FROM events WHERE source > s.v) FROM s WHERE s.v IS NOT NULL
+)
+SELECT v FROM s WHERE v IS NOT NULL LIMIT ?
+"""
+DISTINCT_TYPES = """
+WITH RECURSIVE s(v) AS (
+    SELECT min(type) FROM events
+    UNION ALL
+    SELECT (SELECT min(type) FROM events WHERE type > s.v) FROM s WHERE s.v IS NOT NULL
+)
+SELECT v FROM s WHERE v IS NOT NULL LIMIT ?
+"""
+
+GET_DELIVERY = """
+SELECT event_id, key, state, attempts, retry_at, consumers, error, traceback, updated
+FROM deliveries WHERE grp = ? AND event_id = ?
+"""
+# A group's unfinished and dead deliveries, paged by event id.
+ROWS_OF_GROUP = """
+SELECT event_id, key, state, attempts, retry_at, consumers, error, traceback, updated
+FROM deliveries WHERE grp = ? AND event_id > ? ORDER BY event_id LIMIT ?
+"""
+LAST_ERROR_OF_GROUP = """
+SELECT event_id, key, state, attempts, retry_at, consumers, error, traceback, updated
+FROM deliveries WHERE grp = ? AND error IS NOT NULL ORDER BY updated DESC LIMIT 1
+"""
+# Failures (retrying or dead) touched since a time, newest first.
+RECENT_FAILURES = """
+SELECT grp, event_id, key, state, attempts, retry_at, consumers, error, traceback, updated
+FROM deliveries WHERE state IN ('retry', 'dead') AND updated >= ? ORDER BY updated DESC LIMIT ?
+"""
+COUNT_RECENT_FAILURES = "SELECT count(*) FROM deliveries WHERE state IN ('retry', 'dead') AND updated >= ?"

@@ -20,6 +20,7 @@ from trackwire.core.ledger import Checkpoint, DeliveryRow, State
 from trackwire.errors import StoreError
 from trackwire.ports import AppendResult, GroupRecord, LogRecord
 from trackwire.store.sqlite import queries as q
+from trackwire.store.sqlite.browse import SqliteBrowse
 from trackwire.store.sqlite.migrations import migrate
 
 __all__ = ["SqliteStore"]
@@ -39,7 +40,7 @@ def _group(values: tuple[Any, ...]) -> GroupRecord:
     return GroupRecord(name, position, state, reason, generation, datetime.fromisoformat(updated))
 
 
-class SqliteStore:
+class SqliteStore(SqliteBrowse):
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self._synchronous = synchronous

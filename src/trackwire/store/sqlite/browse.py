@@ -1,0 +1,129 @@
+"""Read-only queries for the dashboard and the JSON API: search the log, look up deliveries.
+
+Every list pages by key (event id, or (group, event id)), never by offset, so a store of millions
+of events answers any page as fast as the first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from trackwire.core.ledger import DeliveryRow, State
+from trackwire.store.sqlite import queries as q
+
+__all__ = ["EventQuery", "FoundEvent", "SqliteBrowse", "StoredDelivery"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of the event list; ``before`` is the page key (exclusive), ``low`` the smallest id wanted."""
+
+    source: str | None = None
+    type: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    project: str | None = None
+    before: int | None = None
+    low: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class FoundEvent:
+    id: int
+    received: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    group: str
+    row: DeliveryRow
+    updated: str
+
+
+def _delivery(group: str, values: tuple[Any, ...]) -> StoredDelivery:
+    event_id, key, state, attempts, retry_at, consumers, error, tb, updated = values
+    row = DeliveryRow(event_id, key, State(state), attempts, retry_at, tuple(json.loads(consumers)), error, tb)
+    return StoredDelivery(group, row, updated)
+
+
+class SqliteBrowse:
+    """Mixed into :class:`~trackwire.store.sqlite.SqliteStore`; uses its per-thread reader."""
+
+    @property
+    def _reader(self) -> sqlite3.Connection:  # provided by the store
+        raise NotImplementedError
+
+    def search_events(self, query: EventQuery) -> list[FoundEvent]:
+        params = {
+            "source": query.source,
+            "type": query.type,
+            "etype": query.entity_type,
+            "eid": query.entity_id,
+            "project": query.project,
+            "before": query.before if query.before is not None else 2**62,
+            "low": query.low,
+            "limit": query.limit,
+        }
+        if query.entity_type is not None and query.entity_id is not None:
+            sql = q.SEARCH_EVENTS_BY_ENTITY
+        elif query.project is not None:
+            sql = q.SEARCH_EVENTS_BY_PROJECT
+        elif query.type is not None:
+            sql = q.SEARCH_EVENTS_BY_TYPE
+        elif query.source is not None:
+            sql = q.SEARCH_EVENTS_BY_SOURCE
+        else:
+            sql = q.SEARCH_EVENTS
+        return [FoundEvent(*r) for r in self._reader.execute(sql, params).fetchall()]
+
+    def first_id_received_at(self, moment: datetime) -> int:
+        """The smallest id received at or after ``moment`` (one past the last id if none)."""
+        conn = self._reader
+        low = int(conn.execute(q.FIRST_ID).fetchone()[0])
+        high = int(conn.execute(q.LAST_ID).fetchone()[0]) + 1
+        stamp = moment.isoformat()
+        while low < high:
+            middle = (low + high) // 2
+            row = conn.execute(q.RECEIVED_AT_OR_AFTER_ID, (middle,)).fetchone()
+            if row is None or row[1] >= stamp:
+                high = middle
+            else:
+                low = int(row[0]) + 1
+        return low
+
+    def events_per_minute(self, since: datetime) -> dict[str, int]:
+        """Events received per minute (``YYYY-MM-DDTHH:MM`` in UTC) since ``since``."""
+        start = self.first_id_received_at(since)
+        return {m: n for m, n in self._reader.execute(q.EVENTS_PER_MINUTE, (start,)).fetchall()}
+
+    def events_per_source(self, after: int, upto: int) -> dict[str, int]:
+        return {s: n for s, n in self._reader.execute(q.EVENTS_PER_SOURCE_SINCE, (after, upto)).fetchall()}
+
+    def distinct_sources(self, limit: int = 200) -> list[str]:
+        return [r[0] for r in self._reader.execute(q.DISTINCT_SOURCES, (limit,)).fetchall()]
+
+    def distinct_types(self, limit: int = 500) -> list[str]:
+        return [r[0] for r in self._reader.execute(q.DISTINCT_TYPES, (limit,)).fetchall()]
+
+    def get_delivery(self, group: str, event_id: int) -> StoredDelivery | None:
+        row = self._reader.execute(q.GET_DELIVERY, (group, event_id)).fetchone()
+        return None if row is None else _delivery(group, row)
+
+    def group_rows(self, group: str, after: int = 0, limit: int = 100) -> list[StoredDelivery]:
+        return [_delivery(group, r) for r in self._reader.execute(q.ROWS_OF_GROUP, (group, after, limit)).fetchall()]
+
+    def last_error(self, group: str) -> StoredDelivery | None:
+        row = self._reader.execute(q.LAST_ERROR_OF_GROUP, (group,)).fetchone()
+        return None if row is None else _delivery(group, row)
+
+    def recent_failures(self, since: datetime, limit: int = 50) -> tuple[int, list[StoredDelivery]]:
+        stamp = since.isoformat()
+        total = int(self._reader.execute(q.COUNT_RECENT_FAILURES, (stamp,)).fetchone()[0])
+        rows = self._reader.execute(q.RECENT_FAILURES, (stamp, limit)).fetchall()
+        return total, [_delivery(r[0], r[1:]) for r in rows]
