@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.web_support import PASSWORD, TOKEN, RunningServer, fill_store, serve_app, web_settings
 from trackwire.store.sqlite import SqliteStore
 from trackwire.web.app import create_store_app
-
-from tests.integration.web_support import PASSWORD, TOKEN, RunningServer, fill_store, serve_app, web_settings
 
 
 @pytest.fixture

@@ -14,12 +14,11 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from tests.conftest import wait_for
 from trackwire.config import HookSettings, WebSettings
 from trackwire.core.event import Event, Ref
 from trackwire.core.ledger import Checkpoint, DeliveryRow, State
 from trackwire.store.sqlite import SqliteStore
-
-from tests.conftest import wait_for
 
 TOKEN = "test-token-5f1c"
 PASSWORD = "test-password-9a7e"
