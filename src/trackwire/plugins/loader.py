@@ -30,6 +30,8 @@ class LoadedConsumer:
     matcher: Matcher
     invoke: Invoke
     stop_on_error: bool = True
+    returns: bool = False  # the callback's return value (JSON text) goes back to the daemon
+    timeout: float | None = None  # overrides the group's timeout for this callback
 
 
 @dataclass
@@ -103,6 +105,7 @@ def _load_native(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlu
 LOADERS: Mapping[str, str] = {
     "native": "trackwire.plugins.loader:_load_native",
     "shotgunevents": "trackwire.plugins.shotgunevents:load_plugin",
+    "workflow": "trackwire.workflows.steps:load_steps",
 }
 
 

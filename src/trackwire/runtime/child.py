@@ -90,6 +90,8 @@ class Worker:
         self._emit_ready = False
         self._loggers: dict[str, logging.Logger] = {}
         self.timeout = float(self.group.timeout)
+        self._limit_of_slot: dict[int, float] = {}  # per-callback timeouts (workflow steps)
+        self._values: dict[int, str] = {}  # return values of callbacks that report them
 
     def send(self, message: Any) -> None:
         with self._send_lock:
@@ -175,8 +177,11 @@ class Worker:
                     )
                 else:
                     ctx.consumer = consumer.name
+                self._limit_of_slot[slot] = consumer.timeout or self.timeout
                 try:
-                    consumer.invoke(event, ctx)
+                    value = consumer.invoke(event, ctx)
+                    if consumer.returns:
+                        self._values[event_id] = value
                 except Skip:
                     continue
                 except Retry as exc:
@@ -221,6 +226,13 @@ class Worker:
                 break
         return results
 
+    def send_results(self, results: list[Result]) -> None:
+        """Return values first (only callbacks that report them have any), then the results."""
+        values = [(r[0], self._values.pop(r[0])) for r in results if r[0] in self._values]
+        if values:
+            self.send(("values", values))
+        self.send(("results", results))
+
     def watchdog(self) -> None:
         """Heartbeats for the daemon; reports and exits when a callback runs past its timeout."""
         last_beat = 0.0
@@ -229,7 +241,7 @@ class Worker:
             now = time.monotonic()
             for slot in range(len(self._slots) // _SLOT.size):
                 event_id, started = _SLOT.unpack_from(self._slots, slot * _SLOT.size)
-                if event_id and now - started > self.timeout:
+                if event_id and now - started > self._limit_of_slot.get(slot, self.timeout):
                     stack = self._stack_of_slot(slot)
                     try:
                         self.send(("hung", event_id, now - started, stack))
@@ -269,11 +281,11 @@ class Worker:
                 results: list[Result] = []
                 for chain in chains.values():
                     results.extend(self.run_chain(chain))
-                self.send(("results", results))
+                self.send_results(results)
             else:
                 for chain in chains.values():
                     future = pool.submit(self.run_chain, chain)
-                    future.add_done_callback(lambda f: self.send(("results", f.result())))
+                    future.add_done_callback(lambda f: self.send_results(f.result()))
 
 
 def _rss_bytes() -> int:

@@ -2,6 +2,8 @@
 
 Daemon to worker: ``("init", WorkerInit)``, ``("run", [RunItem, ...])``, ``("stop",)``.
 Worker to daemon: ``("loaded", [ConsumerInfo, ...], [LoadFailure, ...])``, ``("results", [Result, ...])``,
+``("values", [(event id, value), ...])`` (sent just before the results it belongs to, only for callbacks
+that return values: workflow steps),
 ``("log", [record dict, ...])``, ``("hb", rss_bytes)``, ``("hung", event_id, consumer, stack)``.
 """
 

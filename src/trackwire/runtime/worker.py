@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from trackwire.plugins.discovery import GroupSpec
 from trackwire.plugins.loader import LoadFailure
@@ -51,6 +52,7 @@ class WorkerProcess:
     on_results: Callable[[list[Result]], None]
     on_death: Callable[[Death], None]
     slots: int = 0
+    on_values: Callable[[list[tuple[int, Any]]], None] | None = None  # callbacks that return values
 
     proc: asyncio.subprocess.Process | None = field(default=None, init=False)
     rss: int = field(default=0, init=False)
@@ -122,6 +124,9 @@ class WorkerProcess:
                 kind = message[0]
                 if kind == "results":
                     self.on_results(message[1])
+                elif kind == "values":
+                    if self.on_values is not None:
+                        self.on_values(message[1])
                 elif kind == "hb":
                     self._last_beat = time.monotonic()
                     self.rss = int(message[1])

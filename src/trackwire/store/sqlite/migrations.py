@@ -67,6 +67,28 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        3,
+        "workflow runs (a projection of the trackwire.workflow.* events in the log)",
+        """
+        CREATE TABLE IF NOT EXISTS workflow_runs (
+            run_id     TEXT PRIMARY KEY,
+            flow       TEXT NOT NULL,
+            origin     TEXT NOT NULL,
+            mode       TEXT NOT NULL,
+            status     TEXT NOT NULL,
+            recovers   TEXT,
+            definition TEXT NOT NULL,
+            triggers   TEXT NOT NULL DEFAULT '[]',
+            reason     TEXT,
+            created    TEXT NOT NULL,
+            updated    TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS workflow_runs_by_status ON workflow_runs (status, created);
+        CREATE INDEX IF NOT EXISTS workflow_runs_by_flow ON workflow_runs (flow, created);
+        CREATE INDEX IF NOT EXISTS workflow_runs_by_origin ON workflow_runs (origin, created)
+        """,
+    ),
+    (
         4,
         "indexes for browsing the log: by source and by entity, newest first",
         """
