@@ -1,0 +1,471 @@
+"""Trigger evaluation: facts in (events, the time), firings out. No I/O, no sleeping, no threads.
+
+All state lives in one dict, ``state``, keyed by ``(automation, trigger path, for_each key)`` and made of
+JSON-friendly values, so the runtime can persist exactly the entries listed in ``dirty`` in the same
+transaction as the firings they produced (a restart then resumes from the same buckets).
+
+Times are event times (``occurred``) in seconds since the epoch; ``now`` is the evaluator's clock and is
+only used to decide when proactive windows are final (``end + lateness <= now``) and for ``timediff_*``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from bisect import insort
+from collections import deque
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trackwire.core.event import Event, decode_event, encode_event
+from trackwire.core.matching import TypeIndex
+from trackwire.core.triggers.model import (
+    Automation,
+    CompoundTrigger,
+    EventTrigger,
+    SequenceTrigger,
+    Trigger,
+    bucket_key,
+)
+
+__all__ = ["Evaluator", "Firing", "StateKey", "event_depth", "event_origin"]
+
+StateKey = tuple[str, str, str]
+PARKED = "\x00parked"
+MAX_WINDOWS_PER_SWEEP = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """An automation (or one of its child triggers) fired. ``id`` is stable: it is the idempotency key."""
+
+    id: str
+    automation: str
+    path: str
+    key: str
+    at: float
+    reason: str
+    events: tuple[int, ...]
+    count: int
+    window: tuple[float, float]
+    triggering_event: int | None = None
+
+
+def event_depth(event: Event) -> int:
+    """How many automation firings led to this event (0 for events from trackers)."""
+    meta = event.data.get("trackwire") if isinstance(event.data, dict) else None
+    return int(meta.get("depth", 0)) if isinstance(meta, dict) else 0
+
+
+def event_origin(event: Event) -> str | None:
+    meta = event.data.get("trackwire") if isinstance(event.data, dict) else None
+    return str(meta["automation"]) if isinstance(meta, dict) and meta.get("automation") else None
+
+
+def _fid(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    automation: Automation
+    path: str
+    trigger: EventTrigger
+    parents: tuple[tuple[str, CompoundTrigger | SequenceTrigger, int], ...]
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        return self.trigger.type_patterns()
+
+    def matches(self, event: Event) -> bool:
+        return True
+
+
+def _digest(automation: Automation) -> str:
+    return _fid(repr(automation.trigger))
+
+
+@dataclass
+class Evaluator:
+    automations: Iterable[Automation]
+    state: MutableMapping[StateKey, dict[str, Any]] = field(default_factory=dict)
+    lateness: float = 60.0
+    max_depth: int = 8
+    follow_bound: float = 900.0
+    trace: Callable[[str], None] | None = None
+
+    dirty: set[StateKey] = field(default_factory=set, init=False)
+    by_name: dict[str, Automation] = field(default_factory=dict, init=False)
+    _leaves: list[_Leaf] = field(default_factory=list, init=False)
+    _index: TypeIndex = field(init=False)
+    _seen: set[int] = field(default_factory=set, init=False)
+    _seen_order: deque[int] = field(default_factory=deque, init=False)
+    _digests: dict[str, str] = field(default_factory=dict, init=False)
+    _parked: dict[str, list[StateKey]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {a.name: a for a in self.automations if a.enabled}
+        for automation in self.by_name.values():
+            self._digests[automation.name] = _digest(automation)
+            self._collect(automation, automation.trigger, "t", ())
+        self._index = TypeIndex(self._leaves)
+        for skey in list(self.state):
+            name = skey[0]
+            if name == PARKED:
+                self._parked.setdefault(skey[1], []).append(skey)
+                continue
+            if self._digests.get(name) != self.state[skey].get("v"):
+                del self.state[skey]
+                self.dirty.add(skey)
+
+    def _collect(
+        self,
+        automation: Automation,
+        trigger: Trigger,
+        path: str,
+        parents: tuple[tuple[str, CompoundTrigger | SequenceTrigger, int], ...],
+    ) -> None:
+        if isinstance(trigger, EventTrigger):
+            self._leaves.append(_Leaf(automation, path, trigger, parents))
+            return
+        for index, child in enumerate(trigger.triggers):
+            self._collect(automation, child, f"{path}.{index}", ((path, trigger, index), *parents))
+
+    def _note(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace(text)
+
+    def _put(self, skey: StateKey, value: dict[str, Any]) -> None:
+        value["v"] = self._digests.get(skey[0], "")
+        self.state[skey] = value
+        self.dirty.add(skey)
+
+    def _drop(self, skey: StateKey) -> None:
+        if self.state.pop(skey, None) is not None:
+            self.dirty.add(skey)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_event(self, event: Event, now: float, low_water: int = 0) -> list[Firing]:
+        """Evaluate one event. ``low_water``: every event with an id up to it has been evaluated before."""
+        label = f"event {event.id} ({event.type})"
+        depth = event_depth(event)
+        if depth >= self.max_depth:
+            self._note(f"{label}: ignored, it is {depth} firings deep (recursion guard, max_depth={self.max_depth})")
+            return []
+        leader = event.follows
+        if leader is not None and leader not in self._seen and leader > low_water and event.id is not None:
+            received = (event.received or event.occurred).timestamp()
+            if now - received < self.follow_bound:
+                self._note(f"{label}: waits for event {leader}, which it follows")
+                skey = (PARKED, str(leader), str(event.id))
+                self._put(skey, {"since": received, "body": encode_event(event)})
+                self._parked.setdefault(str(leader), []).append(skey)
+                return []
+        firings = self._evaluate(event, now)
+        if event.id is not None:
+            firings.extend(self._mark_seen(event.id, now))
+        return firings
+
+    def _mark_seen(self, event_id: int, now: float) -> list[Firing]:
+        self._seen.add(event_id)
+        self._seen_order.append(event_id)
+        if len(self._seen_order) > 100_000:
+            self._seen.discard(self._seen_order.popleft())
+        waiting = self._parked.pop(str(event_id), None)
+        return self._release(waiting, now) if waiting else []
+
+    def _release(self, keys: list[StateKey], now: float) -> list[Firing]:
+        followers = []
+        for skey in keys:
+            entry = self.state[skey]
+            self._drop(skey)
+            followers.append(decode_event(entry["body"]))
+        out: list[Firing] = []
+        for follower in sorted(followers, key=lambda e: (e.occurred, e.id or 0)):
+            self._note(f"event {follower.id}: released after event {follower.follows}")
+            out.extend(self._evaluate(follower, now))
+            if follower.id is not None:
+                out.extend(self._mark_seen(follower.id, now))
+        return out
+
+    def _evaluate(self, event: Event, now: float) -> list[Firing]:
+        out: list[Firing] = []
+        origin = event_origin(event)
+        for position in self._index.candidates(event.type):
+            leaf = self._leaves[position]
+            trigger = leaf.trigger
+            name = leaf.automation.name
+            if origin == name and not leaf.automation.allow_self:
+                self._note(f"{name} {leaf.path}: event {event.id} came from this automation's own action")
+                continue
+            expected, opens = trigger.expects(event), trigger.opens(event)
+            if not (expected or opens):
+                continue
+            if self.trace is not None:
+                problem = trigger.why_not(event, now)
+                if problem is not None:
+                    self._note(f"{name} {leaf.path}: event {event.id} does not match: {problem}")
+                    continue
+            elif not trigger.matches(event, now):
+                continue
+            key = bucket_key(trigger, event)
+            if trigger.posture == "reactive":
+                fired = self._reactive(leaf, key, event, expected, opens)
+            else:
+                fired = self._proactive_event(leaf, key, event, expected, opens, now)
+            for firing in fired:
+                out.extend(self._propagate(leaf, firing))
+        return out
+
+    def _reactive(self, leaf: _Leaf, key: str, event: Event, expected: bool, opens: bool) -> list[Firing]:
+        trig, name = leaf.trigger, leaf.automation.name
+        skey = (name, leaf.path, key)
+        t = event.occurred.timestamp()
+        ident = event.id or 0
+        where = f"{name} {leaf.path} [{key}]"
+        if trig.after:
+            bucket = self.state.get(skey)
+            if opens and (bucket is None or (bucket["end"] is not None and t >= bucket["end"])):
+                end = t + trig.within if trig.within else None
+                self._put(skey, {"start": t, "end": end, "times": [], "wm": t})
+                self._note(f"{where}: event {ident} opens a window until {end}")
+                return []
+            if not expected:
+                return []
+            if bucket is None:
+                self._note(f"{where}: event {ident} expected, but no {list(trig.after)} event opened a window")
+                return []
+            if t < bucket["start"] or (bucket["end"] is not None and t >= bucket["end"]):
+                self._note(f"{where}: event {ident} at {t} is outside the window [{bucket['start']}, {bucket['end']})")
+                return []
+            insort(bucket["times"], [t, ident])
+            self.dirty.add(skey)
+            if len(bucket["times"]) < trig.threshold:
+                self._note(f"{where}: event {ident} counted, {len(bucket['times'])} of {trig.threshold}")
+                return []
+            self._drop(skey)
+            ids = tuple(i for _, i in bucket["times"])
+            return [self._fire(leaf, key, ids, t, "threshold reached", (bucket["start"], bucket["end"] or t), ident)]
+        if trig.threshold == 1:
+            self._note(f"{where}: event {ident} fires (threshold 1)")
+            return [self._fire(leaf, key, (ident,), t, "threshold reached", (t, t), ident)]
+        bucket = self.state.get(skey) or {"times": [], "wm": t}
+        wm = max(bucket["wm"], t)
+        if t < wm - trig.within - self.lateness if trig.within else False:
+            self._note(f"{where}: event {ident} is later than the allowed lateness ({self.lateness:g} s); ignored")
+            return []
+        times: list[list[Any]] = bucket["times"]
+        insort(times, [t, ident])
+        bucket["wm"] = wm
+        fired: list[Firing] = []
+        n = trig.threshold
+        for i in range(max(0, len(times) - n + 1)):
+            if not trig.within or times[i + n - 1][0] - times[i][0] <= trig.within:
+                chosen = times[i : i + n]
+                del times[i : i + n]
+                ids = tuple(x[1] for x in chosen)
+                span = (chosen[0][0], chosen[-1][0])
+                fired.append(self._fire(leaf, key, ids, chosen[-1][0], "threshold reached", span, ident))
+                break
+        if trig.within:
+            horizon = wm - trig.within - self.lateness
+            while times and times[0][0] < horizon:
+                times.pop(0)
+        if not fired:
+            self._note(f"{where}: event {ident} counted, {len(times)} of {n} within {trig.within:g} s")
+        if times:
+            self._put(skey, bucket)
+        else:
+            self._drop(skey)
+        return fired
+
+    # -- proactive windows -------------------------------------------------------------------------
+
+    def _proactive_event(
+        self, leaf: _Leaf, key: str, event: Event, expected: bool, opens: bool, now: float
+    ) -> list[Firing]:
+        trig, name = leaf.trigger, leaf.automation.name
+        skey = (name, leaf.path, key)
+        t = event.occurred.timestamp()
+        ident = event.id or 0
+        where = f"{name} {leaf.path} [{key}]"
+        chained = not trig.after and not trig.for_each
+        if not trig.after and trig.for_each:
+            opens = expected
+        bucket = self.state.get(skey)
+        if chained and bucket is None:
+            bucket = self._chain_start(skey, trig, now)
+        windows: list[dict[str, Any]] = bucket["windows"] if bucket else []
+        if chained:
+            self._chain_extend(trig, windows, t)
+        counted_in = None
+        if expected:
+            for window in windows:
+                if window["s"] <= t < window["e"] and window["by"] != ident:
+                    window["n"] += 1
+                    window["ev"] = [*window["ev"], ident][-trig.threshold :]
+                    counted_in = window
+                    break
+            if counted_in is None:
+                self._note(f"{where}: event {ident} at {t} is in no open window")
+            elif counted_in["n"] >= trig.threshold:
+                self._note(f"{where}: window [{counted_in['s']}, {counted_in['e']}) satisfied by event {ident}")
+                if not chained:
+                    windows.remove(counted_in)
+            else:
+                self._note(f"{where}: event {ident} counted, {counted_in['n']} of {trig.threshold}")
+        if opens and not chained and not any(w["s"] <= t < w["e"] for w in windows):
+            windows.append({"s": t, "e": t + trig.within, "n": 0, "ev": [], "by": ident})
+            self._note(f"{where}: event {ident} opens a window until {t + trig.within}")
+        if windows:
+            self._put(skey, {"windows": windows, "p": 1, "c": 1} if chained else {"windows": windows, "p": 1})
+        else:
+            self._drop(skey)
+        return []
+
+    def _chain_start(self, skey: StateKey, trig: EventTrigger, now: float) -> dict[str, Any]:
+        bucket = {"windows": [{"s": now, "e": now + trig.within, "n": 0, "ev": [], "by": None}], "p": 1, "c": 1}
+        self._put(skey, bucket)
+        return bucket
+
+    @staticmethod
+    def _chain_extend(trig: EventTrigger, windows: list[dict[str, Any]], t: float) -> None:
+        for _ in range(MAX_WINDOWS_PER_SWEEP):
+            last = windows[-1]
+            if t < last["e"]:
+                return
+            windows.append({"s": last["e"], "e": last["e"] + trig.within, "n": 0, "ev": [], "by": None})
+
+    def start(self, now: float) -> None:
+        """Open the back-to-back windows of proactive triggers that have neither ``after`` nor ``for_each``."""
+        for leaf in self._leaves:
+            trig = leaf.trigger
+            if trig.posture == "proactive" and not trig.after and not trig.for_each:
+                skey = (leaf.automation.name, leaf.path, "")
+                if skey not in self.state:
+                    self._chain_start(skey, trig, now)
+
+    def sweep(self, now: float) -> list[Firing]:
+        """Fire every proactive window that ended at least ``lateness`` seconds before ``now``, exactly once.
+
+        Buckets are visited by key from a snapshot of the keys, and a fired window is removed from its
+        bucket in the same step, so nothing is skipped or fired twice however often this runs.
+        """
+        out: list[Firing] = []
+        leaves = {(leaf.automation.name, leaf.path): leaf for leaf in self._leaves}
+        for skey in sorted(k for k, v in self.state.items() if v.get("p")):
+            leaf = leaves.get((skey[0], skey[1]))
+            if leaf is None:
+                continue
+            trig = leaf.trigger
+            bucket = self.state[skey]
+            windows: list[dict[str, Any]] = bucket["windows"]
+            chained = bool(bucket.get("c"))
+            if chained:
+                self._chain_extend(trig, windows, now - self.lateness)
+            changed = False
+            for window in list(windows):
+                if window["e"] + self.lateness > now:
+                    continue
+                windows.remove(window)
+                changed = True
+                if window["n"] >= trig.threshold:
+                    continue
+                reason = f"only {window['n']} of {trig.threshold} expected events within {trig.within:g} s"
+                ids = tuple(([window["by"]] if window["by"] else []) + window["ev"])
+                firing = self._fire(leaf, skey[2], ids, window["e"], reason, (window["s"], window["e"]), window["by"])
+                self._note(f"{skey[0]} {skey[1]} [{skey[2]}]: {reason}: fires")
+                out.extend(self._propagate(leaf, firing))
+            if changed:
+                if windows:
+                    self._put(skey, bucket)
+                else:
+                    self._drop(skey)
+        for leader, keys in list(self._parked.items()):
+            late = [k for k in keys if now - self.state[k]["since"] >= self.follow_bound]
+            for skey in late:
+                self._note(f"event {skey[2]}: its leader {leader} never came; released")
+                keys.remove(skey)
+            if not keys:
+                self._parked.pop(leader, None)
+            out.extend(self._release(late, now))
+        return out
+
+    # -- firing and composition ----------------------------------------------------------------------
+
+    def _fire(
+        self,
+        leaf: _Leaf,
+        key: str,
+        ids: tuple[int, ...],
+        at: float,
+        reason: str,
+        window: tuple[float, float],
+        triggering: int | None,
+    ) -> Firing:
+        name = leaf.automation.name
+        return Firing(
+            _fid(name, leaf.path, key, window[0], window[1], *ids),
+            name,
+            leaf.path,
+            key,
+            at,
+            reason,
+            ids,
+            len(ids),
+            window,
+            triggering,
+        )
+
+    def _propagate(self, leaf: _Leaf, firing: Firing) -> list[Firing]:
+        current = firing
+        for path, parent, index in leaf.parents:
+            combined = self._child_fired(leaf.automation.name, path, parent, index, current)
+            if combined is None:
+                return []
+            current = combined
+        self._note(f"{current.automation}: fires ({current.reason}) with events {list(current.events)}")
+        return [current]
+
+    def _child_fired(
+        self, name: str, path: str, parent: CompoundTrigger | SequenceTrigger, index: int, child: Firing
+    ) -> Firing | None:
+        skey = (name, path, child.key)
+        bucket = self.state.get(skey) or {"children": {}}
+        children: dict[str, list[Any]] = bucket["children"]
+        children[str(index)] = [child.at, list(child.events), child.triggering_event]
+        latest = max(c[0] for c in children.values())
+        if parent.within:
+            for k in [k for k, c in children.items() if c[0] < latest - parent.within]:
+                del children[k]
+        where = f"{name} {path} [{child.key}]"
+        if isinstance(parent, CompoundTrigger):
+            ready = len(children) >= parent.require
+            reason = f"{len(children)} of {len(parent.triggers)} triggers fired (require {parent.require})"
+        else:
+            order = [children.get(str(i)) for i in range(len(parent.triggers))]
+            ready = all(o is not None for o in order) and all(
+                a[0] <= b[0] for a, b in itertools.pairwise(order) if a is not None and b is not None
+            )
+            reason = "all triggers fired in order"
+        if not ready:
+            self._note(f"{where}: child {index} fired; waiting ({reason})")
+            self._put(skey, bucket)
+            return None
+        self._drop(skey)
+        parts = sorted(children.values(), key=lambda c: c[0])
+        ids = tuple(dict.fromkeys(i for part in parts for i in part[1]))
+        earliest = min(p[0] for p in parts)
+        return Firing(
+            _fid(name, path, child.key, *ids),
+            name,
+            path,
+            child.key,
+            latest,
+            reason,
+            ids,
+            len(ids),
+            (earliest, latest),
+            child.triggering_event,
+        )
