@@ -9,10 +9,12 @@ the daemon can tell which event was running when it died.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import mmap
 import os
+import signal
 import socket
 import struct
 import sys
@@ -92,10 +94,26 @@ class Worker:
         self.timeout = float(self.group.timeout)
         self._limit_of_slot: dict[int, float] = {}  # per-callback timeouts (workflow steps)
         self._values: dict[int, str] = {}  # return values of callbacks that report them
+        self._results: list[Result] = []
+        self._results_lock = threading.Lock()
 
     def send(self, message: Any) -> None:
         with self._send_lock:
             send_frame(self.sock, message)
+
+    def report(self, result: Result) -> None:
+        """A finished item: sent with the next flush (end of a batch or chain, or within 0.1 s)."""
+        with self._results_lock:
+            self._results.append(result)
+
+    def flush(self) -> None:
+        """Send the results gathered so far. The watchdog flushes too, so finished work is reported even
+        while a long callback runs, and is not run again if the process is then stopped or killed."""
+        with self._results_lock:
+            if not self._results:
+                return
+            results, self._results = self._results, []
+            self.send_results(results)
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -216,15 +234,21 @@ class Worker:
             context.event_id = None
             _SLOT.pack_into(self._slots, slot * _SLOT.size, 0, 0.0)
 
-    def run_chain(self, chain: list[RunItem]) -> list[Result]:
-        results: list[Result] = []
+    def run_chain(self, chain: list[RunItem]) -> None:
+        """Run one key's items in order, reporting each; after a failure the rest are not run."""
         for index, item in enumerate(chain):
             result = self.run_item(item)
-            results.append(result)
+            self.report(result)
             if result[1] != "ok":
-                results.extend((later[0], "notrun", -1, None, None, None, 0.0) for later in chain[index + 1 :])
+                for later in chain[index + 1 :]:
+                    self.report((later[0], "notrun", -1, None, None, None, 0.0))
                 break
-        return results
+
+    def run_chain_and_flush(self, chain: list[RunItem]) -> None:
+        try:
+            self.run_chain(chain)
+        finally:
+            self.flush()
 
     def send_results(self, results: list[Result]) -> None:
         """Return values first (only callbacks that report them have any), then the results."""
@@ -244,12 +268,17 @@ class Worker:
                 if event_id and now - started > self._limit_of_slot.get(slot, self.timeout):
                     stack = self._stack_of_slot(slot)
                     try:
+                        self.flush()
                         self.send(("hung", event_id, now - started, stack))
                     finally:
                         os._exit(70)
-            if now - last_beat >= 1.0:
-                last_beat = now
-                self.send(("hb", _rss_bytes()))
+            try:
+                self.flush()
+                if now - last_beat >= 1.0:
+                    last_beat = now
+                    self.send(("hb", _rss_bytes()))
+            except OSError:
+                os._exit(0)  # the daemon is gone
 
     def _stack_of_slot(self, slot: int) -> str:
         for ident, index in self._slot_of_thread.items():
@@ -261,13 +290,22 @@ class Worker:
 
     def serve(self) -> None:
         threading.Thread(target=self.watchdog, name="watchdog", daemon=True).start()
+        try:
+            self._serve()
+        except KeyboardInterrupt:
+            # the daemon's stop grace ran out (SIGINT): report what finished; the rest runs again later
+            self.flush()
+
+    def _serve(self) -> None:
         concurrency = int(self.group.concurrency)
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="callback") if concurrency > 1 else None
         while True:
             try:
                 message = recv_frame(self.sock)
-            except EOFError:
-                return
+            except (EOFError, OSError):
+                # The daemon is gone (a graceful stop says "stop" first): nobody can take results any
+                # more, and a restarted daemon runs these events again, so stop at once.
+                os._exit(0)
             if message[0] == "stop":
                 if pool is not None:
                     pool.shutdown(wait=True)
@@ -278,14 +316,14 @@ class Worker:
             for item in message[1]:
                 chains.setdefault(item[4], []).append(item)
             if pool is None:
-                results: list[Result] = []
-                for chain in chains.values():
-                    results.extend(self.run_chain(chain))
-                self.send_results(results)
+                try:
+                    for chain in chains.values():
+                        self.run_chain(chain)
+                finally:
+                    self.flush()
             else:
                 for chain in chains.values():
-                    future = pool.submit(self.run_chain, chain)
-                    future.add_done_callback(lambda f: self.send_results(f.result()))
+                    pool.submit(self.run_chain_and_flush, chain)
 
 
 def _rss_bytes() -> int:
@@ -296,7 +334,21 @@ def _rss_bytes() -> int:
         return 0
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when the daemon dies, even by SIGKILL."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent or parent == 1:
+        os._exit(0)
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     sock = socket.socket(fileno=int(argv[1]))
     sock.setblocking(True)
     faulthandler.enable(file=sys.stderr, all_threads=True)
