@@ -163,6 +163,18 @@ class ShotgridSource:
                 self.backlog.last_id,
                 len(self.backlog.missing),
             )
+        try:
+            await self._loop(store, stop, appended)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        sg, self._sg = self._sg, None
+        if sg is not None:
+            with contextlib.suppress(Exception):
+                sg.close()
+
+    async def _loop(self, store: Store, stop: asyncio.Event, appended: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             try:
@@ -194,7 +206,7 @@ class ShotgridSource:
         elif cause != self._outage_cause:
             self._outage_cause = cause
             log.warning("ShotGrid still unreachable, now: %s", cause)
-        self._sg = None  # a fresh connection next time
+        self._close()  # a fresh connection next time
 
     def _note_recovery(self) -> None:
         if self._outage_since is not None:

@@ -26,6 +26,7 @@ from trackwire.web.backend import Backend
 from trackwire.web.hooks import hooks_router
 from trackwire.web.metrics import Metrics
 from trackwire.web.pages import pages_router, templates
+from trackwire.web.shotgrid_hooks import shotgrid_router
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
@@ -151,6 +152,7 @@ def build_app(backend: Backend, settings: WebSettings) -> FastAPI:
         return response
 
     app.include_router(api_router(backend, auth))
+    app.include_router(shotgrid_router(backend))  # before the generic /hooks/{name}
     app.include_router(hooks_router(backend, settings))
     app.include_router(pages_router(backend, auth))
     return app
