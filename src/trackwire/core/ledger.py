@@ -58,6 +58,7 @@ class Item:
     error: str | None = None
     traceback: str | None = None
     since: float = 0.0
+    started: float = 0.0
     persisted: bool = False
 
     def row(self) -> DeliveryRow:
@@ -248,7 +249,7 @@ class GroupLedger:
 
     # -- decisions going out ---------------------------------------------------------------------
 
-    def take_ready(self, limit: int) -> list[Item]:
+    def take_ready(self, limit: int, now: float = 0.0) -> list[Item]:
         """Items to run now: the head of each free key and the pending items right behind it."""
         out: list[Item] = []
         while self._ready and len(out) < limit:
@@ -268,6 +269,7 @@ class GroupLedger:
                 if item.state is not State.PENDING or taken >= self.max_chain or len(out) >= limit:
                     break
                 item.state = State.RUNNING
+                item.started = now
                 self.running_ids.add(event_id)
                 if item.persisted:
                     self._dirty.add(event_id)
@@ -314,7 +316,7 @@ class GroupLedger:
         self.running_ids.discard(event_id)
         item.retry_at = now + delay
         heapq.heappush(self._timers, (item.retry_at, event_id))
-        self._touch(item)
+        self._dirty.add(event_id)  # a retry always gets a row, persisted before or not
         self._release_behind(item.key, event_id)
         return Failure(False, item.retry_at, item.attempts)
 
@@ -389,28 +391,44 @@ class GroupLedger:
 
     # -- durability ------------------------------------------------------------------------------
 
+    def _stalled(self, item: Item, now: float) -> bool:
+        """Whether an item is held up (running long, waiting to retry, or queued behind such an item).
+
+        Items merely queued for a free worker are not stalled: the position catches up with them soon,
+        so they need no row.
+        """
+        if item.state is State.RETRY:
+            return True
+        if item.state is State.RUNNING:
+            return now - item.started >= self.persist_after
+        head = self.items[self._keys[item.key][0]]
+        if head is item:
+            return False
+        return head.state is State.RETRY or (head.state is State.RUNNING and now - head.started >= self.persist_after)
+
     def checkpoint(self, now: float, persist_all: bool = False) -> Checkpoint:
-        """Plan the next durable write; call :meth:`committed` once it is written."""
+        """Plan the next durable write; call :meth:`committed` once it is written.
+
+        The position moves up to the oldest unfinished item without a row. Rows are written for the
+        oldest items (in id order) that are older than ``persist_after`` and stalled, so a slow or failing
+        key never holds the position back; retries and dead letters always get a row.
+        """
         upserts: dict[int, DeliveryRow] = {}
-        for event_id in list(self._unpersisted):
+        first_unpersisted: int | None = None
+        for event_id in self._unpersisted:
             item = self.items[event_id]
-            if not persist_all and item.state is not State.RETRY and now - item.since < self.persist_after:
+            if not persist_all and (now - item.since < self.persist_after or not self._stalled(item, now)):
+                first_unpersisted = event_id
                 break
             upserts[event_id] = item.row()
-        if not persist_all:
-            for event_id in list(self._unpersisted):
-                if event_id in upserts:
-                    continue
-                if self.items[event_id].state is State.RETRY:
-                    upserts[event_id] = self.items[event_id].row()
         for event_id in self._dirty:
             dirty = self.items.get(event_id)
             if dirty is not None:
                 upserts[event_id] = dirty.row()
         for event_id, item in self._dead.items():
             upserts[event_id] = item.row()
-        pending_ids = (i for i in self._unpersisted if i not in upserts)
-        first_unpersisted = next(pending_ids, None)
+        if first_unpersisted is not None and first_unpersisted in upserts:
+            first_unpersisted = next((i for i in self._unpersisted if i not in upserts), None)
         position = self.read_pos if first_unpersisted is None else first_unpersisted - 1
         deletes = tuple(i for i in self._deletes if i not in upserts)
         return Checkpoint(max(position, self.position), tuple(upserts.values()), deletes)

@@ -92,12 +92,7 @@ def _load_native(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlu
         for consumer_name, flt in getattr(value, CONSUMERS_ATTRIBUTE, ()):
             if getattr(value, "__module__", None) != module.__name__:
                 continue
-            fn = value
-
-            def invoke(event: Event, ctx: Context, fn: Callable[..., Any] = fn) -> Any:
-                return fn(event, ctx)
-
-            consumers.append(LoadedConsumer(f"{name}.{consumer_name}", flt, invoke))
+            consumers.append(LoadedConsumer(f"{name}.{consumer_name}", flt, value))
     return LoadedPlugin(name, path, consumers)
 
 

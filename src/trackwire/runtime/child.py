@@ -91,6 +91,9 @@ class Worker:
         self._emit: Callable[[list[Event]], None] | None = None
         self._emit_ready = False
         self._loggers: dict[str, logging.Logger] = {}
+        # per consumer position: (invoke, plugin, consumer name, stop on error, plugin options, returns a value,
+        # timeout)
+        self._table: list[tuple[Callable[[Event, Context], Any], str, str, bool, dict[str, Any], bool, float]] = []
         self.timeout = float(self.group.timeout)
         self._limit_of_slot: dict[int, float] = {}  # per-callback timeouts (workflow steps)
         self._values: dict[int, str] = {}  # return values of callbacks that report them
@@ -134,6 +137,10 @@ class Worker:
                 self.plugin_of.append(spec.name)
                 self.options_of.append(spec.options)
         infos = [ConsumerInfo(c.name, p, c.matcher) for c, p in zip(self.consumers, self.plugin_of, strict=True)]
+        self._table = [
+            (c.invoke, p, c.name, c.stop_on_error, o, c.returns, c.timeout or self.timeout)
+            for c, p, o in zip(self.consumers, self.plugin_of, self.options_of, strict=True)
+        ]
         self.send(("loaded", infos, failures))
 
     def _emitter(self) -> Callable[[list[Event]], None] | None:
@@ -184,21 +191,18 @@ class Worker:
         try:
             event = decode_event(body, event_id)
             emitter = self._emitter()
+            table = self._table
             for position in positions:
-                consumer = self.consumers[position]
-                plugin = self.plugin_of[position]
-                context.plugin = plugin
-                context.consumer = consumer.name
+                invoke, plugin, name, stop_on_error, options, returns, limit = table[position]
                 if ctx is None or ctx.plugin != plugin:
-                    ctx = Context(
-                        plugin, consumer.name, self._logger(plugin), attempt, self.options_of[position], event, emitter
-                    )
+                    context.plugin = plugin
+                    ctx = Context(plugin, name, self._logger(plugin), attempt, options, event, emitter)
                 else:
-                    ctx.consumer = consumer.name
-                self._limit_of_slot[slot] = consumer.timeout or self.timeout
+                    ctx.consumer = name
+                self._limit_of_slot[slot] = limit
                 try:
-                    value = consumer.invoke(event, ctx)
-                    if consumer.returns:
+                    value = invoke(event, ctx)
+                    if returns:
                         self._values[event_id] = value
                 except Skip:
                     continue
@@ -217,8 +221,8 @@ class Worker:
                 except BaseException as exc:
                     if isinstance(exc, KeyboardInterrupt):
                         raise
-                    if not consumer.stop_on_error:
-                        ctx.log.exception("callback %s failed (stopOnError is off: carrying on)", consumer.name)
+                    if not stop_on_error:
+                        ctx.log.exception("callback %s failed (stopOnError is off: carrying on)", name)
                         continue
                     return (
                         event_id,

@@ -194,7 +194,7 @@ class GroupRunner:
                 self.ledger.due(now)
                 running = len(self._inflight)
                 if running < max_inflight and worker.alive:
-                    items = self.ledger.take_ready(min(batch, max_inflight - running))
+                    items = self.ledger.take_ready(min(batch, max_inflight - running), now)
                     if items:
                         await self._dispatch(items)
                         continue
