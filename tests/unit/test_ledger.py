@@ -220,19 +220,31 @@ def test_the_position_never_passes_an_unfinished_item_that_has_no_row() -> None:
     assert ledger.checkpoint(1.0).position == 3
 
 
-def test_items_older_than_persist_after_get_rows_so_the_position_moves_past_them() -> None:
+def test_stalled_items_older_than_persist_after_get_rows_so_the_position_moves_past_them() -> None:
     ledger = _ledger(persist_after=5.0)
-    _feed(ledger, "AB", now=0.0)
-    _feed(ledger, "C", now=4.0, first=3)
+    _feed(ledger, "AAB", now=0.0)
+    _feed(ledger, "C", now=4.0, first=4)
+    assert _ids(ledger.take_ready(1, now=0.5)) == [1]  # A's head starts and runs long; 2 waits behind it
     store = Store()
     plan = store.commit(ledger, 6.0)
     assert sorted(r.event_id for r in plan.upserts) == [1, 2]
-    assert plan.position == 2
-    assert store.rows[1].state is State.PENDING
-    plan = store.commit(ledger, 9.5)
-    assert [r.event_id for r in plan.upserts] == [3]
-    assert plan.position == 3
-    assert ledger.checkpoint(9.5).empty
+    assert plan.position == 2, "3 (key B) is merely waiting for a worker: no row, the position stops before it"
+    assert store.rows[1].state is State.RUNNING
+    assert store.rows[2].state is State.PENDING
+    ledger.succeeded(1)
+    assert sorted(_ids(ledger.take_ready(10, now=6.0))) == [2, 3, 4]
+    plan = store.commit(ledger, 12.0)
+    assert sorted(r.event_id for r in plan.upserts) == [2, 3, 4], "2 changed state; 3 and 4 now run long"
+    assert plan.deletes == (1,)
+    assert plan.position == 4
+
+
+def test_items_merely_queued_for_a_worker_need_no_rows_however_old() -> None:
+    ledger = _ledger(persist_after=5.0)
+    _feed(ledger, "ABC", now=0.0)
+    plan = ledger.checkpoint(100.0)
+    assert plan.upserts == ()
+    assert plan.position == 0
 
 
 def test_a_retry_gets_a_row_at_once_and_finished_rows_are_deleted() -> None:
@@ -282,12 +294,12 @@ def test_committed_rewrites_a_row_that_changed_while_the_write_was_in_flight() -
     ledger = _ledger(persist_after=0.0)
     _feed(ledger, "A")
     store = Store()
-    plan = ledger.checkpoint(1.0)
     ledger.take_ready(1)
+    plan = ledger.checkpoint(1.0)
     ledger.failed(1, 1.0, "boom")
     store.write(plan)
     ledger.committed(plan)
-    assert store.rows[1].state is State.PENDING
+    assert store.rows[1].state is State.RUNNING
     store.commit(ledger, 2.0)
     assert store.rows[1].state is State.RETRY
     assert store.rows[1].attempts == 1
