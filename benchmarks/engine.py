@@ -134,7 +134,8 @@ def throughput(events: int, callbacks: int, files: int, disjoint: bool) -> float
         label = f"{callbacks} {'disjoint ' if disjoint else ''}no-op callbacks in {files} plugin file(s)"
         print(
             f"durable dispatch, {label}: {events} events in {elapsed:.2f} s = {rate:,.0f} events/s"
-            f" (CPU per event: daemon {CPU['daemon'] / events * 1e6:.1f} us, workers {CPU['workers'] / events * 1e6:.1f} us)"
+            f" (CPU per event: daemon {CPU['daemon'] / events * 1e6:.1f} us,"
+            f" workers {CPU['workers'] / events * 1e6:.1f} us)"
         )
         return rate
 
