@@ -116,6 +116,14 @@ def init(
         console.print(f"wrote {path}")
 
 
+@app.command("config-reference")
+def config_reference_command() -> None:
+    """Print the configuration reference (Markdown) generated from the settings model."""
+    from trackwire.configdoc import config_reference
+
+    print(config_reference(), end="")
+
+
 @app.command()
 def emit(
     event_type: Annotated[str | None, typer.Argument(help="event type, e.g. Shotgun_Task_Change")] = None,
