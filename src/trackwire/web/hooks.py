@@ -185,9 +185,8 @@ def hooks_router(backend: Backend, settings: WebSettings) -> APIRouter:
         metrics = getattr(request.app.state, "metrics", None)
         if metrics is not None:
             metrics.hook_received(name, len(result.new), len(events) - len(result.new))
-        daemon = backend.daemon
-        if daemon is not None and daemon.tail is not None:
-            daemon.tail.nudge()
+        if backend.daemon is not None:
+            backend.daemon.notify_appended()
         return JSONResponse(
             {"ids": list(result.ids), "stored": len(result.new), "duplicates": len(events) - len(result.new)},
             status_code=202,

@@ -14,9 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from sse_starlette.sse import EventSourceResponse
 
 from trackwire.__about__ import __version__
 from trackwire.web import views
@@ -32,6 +31,12 @@ LIVE_INTERVAL = 2.0
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def sse_message(event: str, data: str) -> str:
+    """One server-sent event; each line of ``data`` becomes a ``data:`` line."""
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"event: {event}\n{lines}\n"
 
 
 def templates() -> Jinja2Templates:
@@ -91,20 +96,18 @@ def pages_router(backend: Backend, auth: Auth) -> APIRouter:
         return render(request, "overview.html", o=await views.overview(backend), page="overview")
 
     @router.get("/live/overview")
-    async def live(
-        request: Request,
-    ) -> Response:
-        async def stream() -> AsyncIterator[dict[str, str]]:
+    async def live(request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
             while not backend.stop.is_set():
                 o = await views.overview(backend)
-                html = t.get_template("_overview_live.html").render(o=o)
-                yield {"event": "overview", "data": html}
+                yield sse_message("overview", t.get_template("_overview_live.html").render(o=o))
                 try:
                     await asyncio.wait_for(backend.stop.wait(), LIVE_INTERVAL)
                 except TimeoutError:
                     pass
 
-        return EventSourceResponse(stream(), ping=15)
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
     @router.get("/events", response_class=HTMLResponse)
     async def events(

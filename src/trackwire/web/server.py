@@ -37,11 +37,14 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name="uvicorn")
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    stopper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 3.0)
+    try:
+        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # also when the daemon cancels us: let uvicorn close its sockets rather than abandon it
+        server.should_exit = True
+        stopper.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, 3.0)
 
 
 def serve_store(store_url: str, settings: WebSettings) -> None:
