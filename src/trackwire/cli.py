@@ -19,6 +19,7 @@ from trackwire.core.event import Event, Ref, dumps
 from trackwire.errors import ConfigError, TrackwireError
 from trackwire.ports import Store
 from trackwire.store import open_store
+from trackwire.workflows.cli import workflows_app
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,7 @@ deadletters_app = typer.Typer(help="Inspect, replay and discard dead-lettered de
 plugins_app = typer.Typer(help="List plugins and reactivate deactivated ones.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(workflows_app, name="workflows")
 
 console = Console()
 err = Console(stderr=True)

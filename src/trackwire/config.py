@@ -27,6 +27,7 @@ __all__ = [
     "ShotgridSettings",
     "StoreSettings",
     "WebSettings",
+    "WorkflowSettings",
     "load_settings",
 ]
 
@@ -115,6 +116,14 @@ class WebSettings(_Section):
     hooks: tuple[HookSettings, ...] = ()
 
 
+class WorkflowSettings(_Section):
+    paths: tuple[Path, ...] = Field((), description="flow files (*.toml, *.py) or folders of them")
+    workers: int = Field(8, ge=1, le=256, description="workflow steps running at once in the worker process")
+    max_concurrent: int = Field(0, ge=0, description="steps running at once over all flows; 0: no limit")
+    pools: dict[str, int] = Field(default_factory=dict, description="resource pools and their capacities")
+    timeout: float = Field(3600.0, gt=0, description="default step timeout, seconds")
+
+
 class DemoSettings(_Section):
     enabled: bool = False
     rate: float = Field(5.0, gt=0, description="demo events per second")
@@ -167,6 +176,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     shotgrid: ShotgridSettings = Field(default_factory=ShotgridSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 

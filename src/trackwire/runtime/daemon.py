@@ -188,7 +188,12 @@ class Daemon:
 
     def _make_services(self) -> list[Service]:
         """Services the configuration asks for."""
-        return []
+        services: list[Service] = []
+        if self.settings.workflows.paths:
+            from trackwire.workflows.loading import workflow_service
+
+            services.append(workflow_service(self.settings))
+        return services
 
     def _make_sources(self) -> list[Source]:
         sources: list[Source] = list(self.extra_sources)

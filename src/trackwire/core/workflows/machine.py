@@ -10,12 +10,12 @@ timer). Nothing here touches I/O, sleeps or reads a clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trackwire.core.backoff import Backoff
-from trackwire.core.workflows.spec import FlowSpec, Replay, RunMode, StepStatus, evaluate
+from trackwire.core.workflows.spec import Assoc, FlowSpec, Replay, RunMode, StepStatus, evaluate
 from trackwire.core.workflows.state import Record, Run, StepRun, apply
 
 __all__ = ["Machine"]
@@ -29,6 +29,17 @@ class Machine:
 
     runs: dict[str, Run] = field(default_factory=dict, init=False)
     _out: list[Record] = field(default_factory=list, init=False)
+    _index: dict[int, tuple[FlowSpec, dict[str, list[Assoc]]]] = field(default_factory=dict, init=False)
+
+    def _assocs_of(self, flow: FlowSpec, event: str) -> list[Assoc]:
+        """Associations by source event, indexed once per flow (a flow's definition never changes)."""
+        found = self._index.get(id(flow))
+        if found is None or found[0] is not flow:
+            index: dict[str, list[Assoc]] = {}
+            for assoc in flow.assocs:
+                index.setdefault(assoc.source, []).append(assoc)
+            found = self._index[id(flow)] = (flow, index)
+        return found[1].get(event, [])
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -148,6 +159,7 @@ class Machine:
         error: str | None = None,
         retry: bool = True,
         retry_after: float | None = None,
+        traceback: str | None = None,
     ) -> list[Record]:
         """A step attempt ended. Results of attempts that are no longer running are ignored."""
         run = self.runs.get(run_id)
@@ -171,7 +183,7 @@ class Machine:
         else:
             handled = bool(spec.triggers.get(StepStatus.FAILURE) or spec.triggers.get(StepStatus.COMPLETE))
             self._emit(run, "step.failed", now, seq=seq, step=step, attempt=attempt, error=error, final=True,
-                       unhandled=not handled)  # fmt: skip
+                       unhandled=not handled, traceback=traceback)  # fmt: skip
             self._raise_status(run, seq, spec.triggers, (StepStatus.FAILURE, StepStatus.COMPLETE), now)
             if run.flow.stops_on_exception(spec) and run.stopping is None:
                 self._emit(run, "run.stopping", now, reason=f"step {step}[{seq}] failed: {error}")
@@ -189,12 +201,23 @@ class Machine:
         self._schedule(now)
         return self._take()
 
-    def resume(self, run_id: str, now: float, *, retry_failed: bool = False, mode: str = "resume") -> list[Record]:
-        """Carry on a run rebuilt from the log: steps that were running when it stopped run again."""
+    def resume(
+        self,
+        run_id: str,
+        now: float,
+        *,
+        retry_failed: bool = False,
+        mode: str = "resume",
+        live: Collection[tuple[str, str]] = (),
+    ) -> list[Record]:
+        """Carry on a run rebuilt from the log: steps that were running when it stopped run again.
+
+        ``live`` are the (sequence, step) pairs really running now; they are left alone.
+        """
         run = self.runs[run_id]
         if run.done or run.stopping is not None or retry_failed or mode == RunMode.CONTINUE.value:
             self._emit(run, "run.resumed", now, mode=mode)
-        for seq, step in sorted(run.active):
+        for seq, step in sorted(run.active - set(live)):
             self._emit(run, "step.interrupted", now, seq=seq, step=step, attempt=run.seqs[seq].steps[step].attempt)
         if retry_failed:
             for seq, state in run.seqs.items():
@@ -224,7 +247,7 @@ class Machine:
             if name in state.triggered or name not in run.flow.events:
                 continue
             self._emit(run, "event.raised", now, seq=seq, event=name)
-            for assoc in run.flow.assocs_of(name):
+            for assoc in self._assocs_of(run.flow, name):
                 if assoc.delay > 0:
                     timer = f"{seq}|{name}>{assoc.kind}:{assoc.target}"
                     self._emit(run, "timer.set", now, seq=seq, timer=timer, due=now + assoc.delay,

@@ -1,0 +1,89 @@
+"""Finding the flows ``[workflows] paths`` names, and the daemon service that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from trackwire.config import Settings
+from trackwire.core.workflows.spec import FlowSpec
+from trackwire.errors import ConfigError
+from trackwire.workflows.definition import flow_from_json, load_toml_flow
+
+if TYPE_CHECKING:
+    from trackwire.runtime.daemon import Daemon, Service
+
+__all__ = ["flow_files", "load_flows", "workflow_service"]
+
+log = logging.getLogger("trackwire.workflows")
+
+
+def flow_files(settings: Settings) -> list[Path]:
+    files: list[Path] = []
+    for entry in settings.workflows.paths:
+        path = settings.resolve(entry)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(
+                sorted(p for p in path.iterdir() if p.suffix in (".toml", ".py") and not p.name.startswith(("_", ".")))
+            )
+        else:
+            raise ConfigError(f"workflow path {path} does not exist", key="workflows.paths")
+    return files
+
+
+async def load_flows(settings: Settings) -> tuple[dict[str, FlowSpec], dict[str, int]]:
+    """Every flow of the configured files, and the pools (configured, plus those the Python files declare)."""
+    pools = dict(settings.workflows.pools)
+    flows: dict[str, FlowSpec] = {}
+    files = flow_files(settings)
+    python = [p for p in files if p.suffix == ".py"]
+    described: dict[str, dict[str, object]] = {}
+    if python:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "trackwire.workflows.describe", *map(str, python),
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        described = json.loads(out or b"{}")
+    for path in files:
+        found: list[FlowSpec] = []
+        if path.suffix == ".toml":
+            found.append(load_toml_flow(path, pools))
+        else:
+            entry = described.get(str(path), {"error": "the describing process failed"})
+            if "error" in entry:
+                raise ConfigError(f"cannot load the flows: {entry['error']}", path=str(path))
+            for raw in entry["flows"]:  # type: ignore[attr-defined]
+                for name, capacity in dict(raw.get("pools", {})).items():
+                    pools.setdefault(name, int(capacity))
+                found.append(flow_from_json(raw))
+        for flow in found:
+            if flow.name in flows:
+                raise ConfigError(f"two flows are called {flow.name!r}", path=str(path))
+            flows[flow.name] = flow
+    return flows, pools
+
+
+def workflow_service(settings: Settings) -> Service:
+    async def service(daemon: Daemon) -> None:
+        from trackwire.workflows.service import WorkflowService
+
+        flows, pools = await load_flows(settings)
+        log.info("workflows: %d flows loaded (%s)", len(flows), ", ".join(sorted(flows)) or "none")
+        running = WorkflowService(
+            flows,
+            pools=pools,
+            max_concurrent=settings.workflows.max_concurrent,
+            workers=settings.workflows.workers,
+            timeout=settings.workflows.timeout,
+        )
+        daemon.workflows = running  # type: ignore[attr-defined]
+        await running(daemon)
+
+    return service

@@ -1,0 +1,216 @@
+"""The step runner: the engine's worker process, fed workflow steps.
+
+Steps of every loaded flow run in one worker process (``plugins`` of kind ``workflow``), on a pool of
+``workers`` threads. A step that runs past its timeout is killed with the process (the process's own
+watchdog); steps that were running beside it, or in a process that died, are reported as
+interrupted and run again; the process is started again at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trackwire.core.event import Event, encode_event, loads
+from trackwire.core.workflows.spec import FlowSpec
+from trackwire.plugins.discovery import GroupSpec, PluginSpec
+from trackwire.runtime.protocol import Result, RunItem
+from trackwire.runtime.worker import Death, WorkerProcess
+from trackwire.workflows.definition import flow_to_json
+from trackwire.workflows.steps import STEP_EVENT
+
+__all__ = ["Attempt", "Outcome", "StepRunner"]
+
+log = logging.getLogger("trackwire.workflows.runner")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    run_id: str
+    flow: str
+    seq: str
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended: ``ok``, ``error`` (may retry), ``fail`` (no retry), or ``interrupted``."""
+
+    attempt: Attempt
+    status: str
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_after: float | None = None
+
+
+class StepRunner:
+    def __init__(
+        self,
+        flows: Mapping[str, FlowSpec],
+        on_outcomes: Callable[[list[Outcome]], None],
+        *,
+        workers: int,
+        timeout: float,
+        log_level: str = "INFO",
+    ) -> None:
+        self.flows = flows
+        self.on_outcomes = on_outcomes
+        self.log_level = log_level
+        steps = [s for f in flows.values() for s in f.steps.values()]
+        longest = max([timeout, *(s.timeout or 0.0 for s in steps)])
+        self.spec = GroupSpec(
+            name="workflow-steps",
+            plugins=tuple(
+                PluginSpec(f"flow:{name}", Path(f"<flow {name}>"), "workflow", {"flow": flow_to_json(flow)})
+                for name, flow in flows.items()
+            ),
+            policy="retry",
+            timeout=longest,
+            max_attempts=1,
+            concurrency=max(1, workers),
+            start="now",
+            max_memory_mb=None,
+        )
+        self.default_timeout = timeout
+        self.worker: WorkerProcess | None = None
+        self.positions: dict[str, int] = {}
+        self.load_errors: dict[str, str] = {}
+        self._running: dict[int, Attempt] = {}
+        self._values: dict[int, str] = {}
+        self._backlog: list[tuple[int, Attempt]] = []
+        self._next = 0
+        self._gone = asyncio.Event()
+        self._gone.set()
+        self._started = asyncio.Event()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Keep a worker process running; start a new one when it dies."""
+        failures = 0
+        while not stop.is_set():
+            await self._gone.wait()
+            worker = WorkerProcess(
+                self.spec,
+                None,
+                self.log_level,
+                self._on_results,
+                self._on_death,
+                slots=self.spec.concurrency,
+                on_values=self._values.update,
+            )
+            try:
+                await worker.start()
+            except Exception as exc:
+                failures += 1
+                log.error("workflow step worker failed to start (%s); next try in %d s", exc, min(30, 2**failures))
+                await asyncio.sleep(min(30, 2**failures))
+                continue
+            failures = 0
+            self.worker = worker
+            self.positions = {c.name: i for i, c in enumerate(worker.consumers)}
+            self.load_errors = {f.plugin: str(f) for f in worker.failures}
+            for failure in worker.failures:
+                log.error("%s\n%s", failure, failure.traceback)
+            self._gone.clear()
+            self._started.set()
+            backlog, self._backlog = self._backlog, []
+            self._submit(backlog)
+
+    async def wait_started(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), timeout)
+        return self._started.is_set()
+
+    async def stop(self, grace: float) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace)
+
+    # -- running steps ---------------------------------------------------------------------------
+
+    def run(self, attempts: list[Attempt]) -> None:
+        items = []
+        for attempt in attempts:
+            self._next += 1
+            items.append((self._next, attempt))
+        if self.worker is None or not self.worker.alive:
+            self._backlog.extend(items)
+            return
+        self._submit(items)
+
+    def live(self, run_id: str) -> set[tuple[str, str]]:
+        """The (sequence, step) pairs of ``run_id`` handed to the worker process and not finished."""
+        attempts = [*self._running.values(), *(a for _, a in self._backlog)]
+        return {(a.seq, a.step) for a in attempts if a.run_id == run_id}
+
+    def _submit(self, items: list[tuple[int, Attempt]]) -> None:
+        batch: list[RunItem] = []
+        refused: list[Outcome] = []
+        for token, attempt in items:
+            position = self.positions.get(f"{attempt.flow}/{attempt.step}")
+            if position is None:
+                problem = self.load_errors.get(f"flow:{attempt.flow}", "the step is not loaded in the worker process")
+                refused.append(Outcome(attempt, "fail", error=problem))
+                continue
+            body = encode_event(
+                Event(
+                    source="trackwire.workflow",
+                    source_id=f"{attempt.run_id}/{attempt.seq}/{attempt.step}/{attempt.attempt}",
+                    type=STEP_EVENT,
+                    data={"run": attempt.run_id, "seq": attempt.seq, "step": attempt.step, "attempt": attempt.attempt},
+                )
+            )
+            self._running[token] = attempt
+            batch.append((token, body, (position,), attempt.attempt, f"{attempt.run_id}|{attempt.seq}|{attempt.step}"))
+        if batch:
+            assert self.worker is not None
+            self.worker.submit(batch)
+        if refused:
+            self.on_outcomes(refused)
+
+    def _on_results(self, results: list[Result]) -> None:
+        outcomes: list[Outcome] = []
+        for token, status, _position, error, tb, after, _seconds in results:
+            attempt = self._running.pop(token, None)
+            value = self._values.pop(token, None)
+            if attempt is None:
+                continue
+            if status == "ok":
+                outcomes.append(Outcome(attempt, "ok", result=None if value is None else loads(value)))
+            elif status == "notrun":
+                outcomes.append(Outcome(attempt, "interrupted"))
+            elif status == "retry":
+                outcomes.append(Outcome(attempt, "error", error=error, retry_after=after))
+            else:
+                outcomes.append(Outcome(attempt, status if status == "fail" else "error", error=error, traceback=tb))
+        if outcomes:
+            self.on_outcomes(outcomes)
+
+    def _on_death(self, death: Death) -> None:
+        outcomes: list[Outcome] = []
+        for token, attempt in sorted(self._running.items()):
+            if token in death.culprits and not death.expected:
+                if death.reason.startswith("timed out"):
+                    spec = self.flows[attempt.flow].steps[attempt.step]
+                    limit = spec.timeout or self.default_timeout
+                    error = f"TimeoutError: step {attempt.step} ran longer than its {limit:g} s timeout"
+                else:
+                    error = f"the step's worker process died: {death.reason}"
+                outcomes.append(Outcome(attempt, "error", error=error, traceback=death.traceback))
+            else:
+                outcomes.append(Outcome(attempt, "interrupted"))
+        self._running.clear()
+        self._values.clear()
+        self.worker = None
+        self._gone.set()
+        if death.expected:
+            return
+        if outcomes:
+            self.on_outcomes(outcomes)
