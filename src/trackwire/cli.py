@@ -433,6 +433,24 @@ def plugins_reactivate(group: str, config: ConfigOption = None) -> None:
     console.print(f"{group} reactivated")
 
 
+@app.command("import-shotgunevents")
+def import_shotgunevents(
+    conf: Annotated[Path, typer.Argument(help="the old shotgunEventDaemon.conf")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the Trackwire config to write")] = Path(
+        "trackwire.toml"
+    ),
+    id_file: Annotated[Path | None, typer.Option(help="the .id file (default: [daemon] eventIdFile)")] = None,
+    start: Annotated[str | None, typer.Option(help="'now' or an EventLogEntry id instead of the id file")] = None,
+    concurrency: Annotated[int, typer.Option(help="entities handled at once by the plugin group")] = 4,
+    force: Annotated[bool, typer.Option(help="overwrite the output and the stored cursor")] = False,
+) -> None:
+    """Write an equivalent Trackwire config from a shotgunEvents conf, and resume from its id file."""
+    from trackwire.plugins.shotgunevents_import import run_import
+
+    for line in run_import(conf, output, id_file=id_file, start=start, concurrency=concurrency, force=force):
+        console.print(line)
+
+
 def main() -> None:
     try:
         app()
