@@ -21,6 +21,7 @@ from trackwire.ports import Store
 from trackwire.runtime.group import GroupRunner
 from trackwire.runtime.inprocess import InProcessConsumer
 from trackwire.runtime.logtail import LogTail
+from trackwire.runtime.systemd import notify, watchdog_interval
 from trackwire.sources import Source
 from trackwire.store import open_store
 
@@ -111,13 +112,29 @@ class Daemon:
         committer = asyncio.create_task(self._commit_loop(), name="committer")
         await asyncio.gather(*(r.wait_ready(30.0) for r in self.runners.values()))
         log.info("trackwire is running: %d groups, store %s", len(self.runners), self.store_url)
+        notify("READY=1", f"STATUS=running {len(self.runners)} groups")
+        if watchdog_interval() is not None:
+            self._spawn("watchdog", self._ping_watchdog())
         if ready is not None:
             ready(self)
         await self.stop_event.wait()
         await self._shutdown(committer)
 
+    async def _ping_watchdog(self) -> None:
+        """Tell systemd the loop is alive; a wedged loop stops the pings and systemd restarts us."""
+        interval = watchdog_interval() or 10.0
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
     async def _shutdown(self, committer: asyncio.Task[None]) -> None:
-        order = [n for n in self._tasks if n.startswith(("source:", "service:"))] + ["reload", "control", "web"]
+        notify("STOPPING=1")
+        order = [n for n in self._tasks if n.startswith(("source:", "service:"))] + [
+            "reload",
+            "control",
+            "web",
+            "watchdog",
+        ]
         for name in order:
             task = self._tasks.get(name)
             if task is not None:
