@@ -100,12 +100,14 @@ def discover(settings: Settings) -> list[GroupSpec]:
     groups = []
     for name in order:
         entry = policies[name]
-        default_policy: Literal["retry", "deactivate"] = "deactivate" if entry.kind == "shotgunevents" else "retry"
+        # shotgunEvents plugins: "deactivate" (their default) is per plugin, inside the compatibility layer
+        # (plugins/shotgunevents.py); what still reaches the engine (a hung or crashed worker) is retried.
+        policy: Literal["retry", "deactivate"] = "retry" if entry.kind == "shotgunevents" else entry.policy or "retry"
         groups.append(
             GroupSpec(
                 name=name,
                 plugins=tuple(members[name]),
-                policy=entry.policy or default_policy,
+                policy=policy,
                 timeout=entry.timeout or settings.engine.timeout,
                 max_attempts=entry.max_attempts or settings.engine.max_attempts,
                 concurrency=entry.concurrency,

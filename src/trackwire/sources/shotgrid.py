@@ -131,6 +131,7 @@ class ShotgridSource:
         self._last_backlog_check = 0.0
         self.backlog: Backlog | None = None
         self.reads = 0
+        self._prefetch: tuple[int, asyncio.Future[list[dict[str, Any]]]] | None = None
 
     def _real_connection(self) -> Any:
         from shotgun_api3.shotgun import Shotgun
@@ -206,6 +207,7 @@ class ShotgridSource:
         elif cause != self._outage_cause:
             self._outage_cause = cause
             log.warning("ShotGrid still unreachable, now: %s", cause)
+        self._prefetch = None
         self._close()  # a fresh connection next time
 
     def _note_recovery(self) -> None:
@@ -239,17 +241,11 @@ class ShotgridSource:
         backlog = self.backlog
         assert backlog is not None
         settings = self.settings
-        after = backlog.last_id
-        entries: list[dict[str, Any]] = await _in_thread(
-            lambda: self._conn().find(
-                "EventLogEntry",
-                [["id", "greater_than", after]],
-                EVENT_FIELDS,
-                order=_ASC,
-                limit=settings.batch_size,
-            )
-        )
-        self.reads += 1
+        prefetched, self._prefetch = self._prefetch, None
+        if prefetched is not None and prefetched[0] == backlog.last_id:
+            entries = await prefetched[1]
+        else:
+            entries = await self._read_after(backlog.last_id)
         now = self._clock()
         entries.sort(key=lambda e: int(e["id"]))
         observed = backlog.observe([(int(e["id"]), _epoch(e.get("created_at"))) for e in entries], now)
@@ -279,9 +275,30 @@ class ShotgridSource:
                 id_ranges(expired),
                 settings.backlog_timeout,
             )
-        events = [event_from_entry(e, self.name) for e in entries + late]
-        if events or expired or observed.waiting or observed.lost:
-            await asyncio.to_thread(store.append, events, source=self.name, cursor=backlog.to_cursor())
-            if events:
+        full = len(entries) >= settings.batch_size
+        if full:  # catching up: the next read runs while this batch is converted and appended
+            self._prefetch = (backlog.last_id, asyncio.ensure_future(self._read_after(backlog.last_id)))
+            self._prefetch[1].add_done_callback(lambda f: f.cancelled() or f.exception())
+        found = entries + late
+        if found or expired or observed.waiting or observed.lost:
+            await asyncio.to_thread(self._append, store, found, backlog.to_cursor())
+            if found:
                 appended.set()
-        return len(entries) >= settings.batch_size
+        return full
+
+    def _append(self, store: Store, entries: list[dict[str, Any]], cursor: dict[str, Any]) -> None:
+        store.append([event_from_entry(e, self.name) for e in entries], source=self.name, cursor=cursor)
+
+    async def _read_after(self, after: int) -> list[dict[str, Any]]:
+        settings = self.settings
+        entries: list[dict[str, Any]] = await _in_thread(
+            lambda: self._conn().find(
+                "EventLogEntry",
+                [["id", "greater_than", after]],
+                EVENT_FIELDS,
+                order=_ASC,
+                limit=settings.batch_size,
+            )
+        )
+        self.reads += 1
+        return entries
