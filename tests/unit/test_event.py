@@ -50,6 +50,12 @@ def test_timezone_aware_datetimes_nested_in_data_come_back_with_their_offset() -
     assert back.occurred.tzinfo is not None
 
 
+def test_a_payload_holding_only_dates_comes_back_with_dates() -> None:
+    event = _event(data={"due": date(2024, 6, 30), "start": [date(2024, 6, 1)]})
+    back = decode_event(encode_event(event))
+    assert back.data == {"due": date(2024, 6, 30), "start": [date(2024, 6, 1)]}
+
+
 def test_decoding_with_an_explicit_id_overrides_the_id_in_the_body() -> None:
     body = encode_event(_event(id=0))
     assert decode_event(body, 99).id == 99

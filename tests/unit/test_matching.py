@@ -241,6 +241,14 @@ def test_match_events_agrees_with_can_process_on_every_combination(table: Any) -
         assert (index.match(event) == (0,)) is expected, (table, event_type, attribute)
 
 
+@pytest.mark.parametrize("table", _TABLES)
+def test_lazy_matching_by_type_agrees_with_full_matching(table: Any) -> None:
+    index = TypeIndex([_me(table), Filter(types=("Shotgun_*",)), Filter(attributes=("code",))])
+    for event_type, attribute in _EVENTS:
+        event = _event(type=event_type, attribute=attribute)
+        assert index.match_lazy(event_type, lambda event=event: event) == index.match(event), (table, event)
+
+
 # -- the type index -----------------------------------------------------------------------------------
 
 
