@@ -53,13 +53,31 @@ def _to_sg_time(value: Any, tz: Any) -> Any:
     return value
 
 
-def sg_event_dict(event: Event) -> dict[str, Any]:
-    """The ``EventLogEntry`` dict a shotgunEvents callback receives (datetimes in shotgun-api3's local zone)."""
+def sg_event_dict(event: Event, cache: dict[datetime, datetime] | None = None) -> dict[str, Any]:
+    """The ``EventLogEntry`` dict a shotgunEvents callback receives (datetimes in shotgun-api3's local zone).
+
+    It is ``event.data`` itself, converted in place: the worker decoded it for this delivery alone. Only
+    ``created_at`` and ``meta`` can hold date-times (entity, user and project are links).
+    """
     from shotgun_api3.shotgun import SG_TIMEZONE
 
-    data = _to_sg_time(dict(event.data), SG_TIMEZONE.local)
+    data = event.data
+    local = SG_TIMEZONE.local
+    created = data.get("created_at")
+    if isinstance(created, datetime) and created.tzinfo is not None and created.tzinfo is not local:
+        converted = None if cache is None else cache.get(created)
+        if converted is None:
+            converted = created.astimezone(local)  # LocalTimezone is slow (mktime): remember the answer
+            if cache is not None:
+                if len(cache) > 4096:
+                    cache.clear()
+                cache[created] = converted
+        data["created_at"] = converted
+    meta = data.get("meta")
+    if isinstance(meta, dict):
+        data["meta"] = _to_sg_time(meta, local)
     data.setdefault("type", "EventLogEntry")
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 @dataclass
@@ -75,6 +93,7 @@ class _Host:
     log_dir: str | None
     emails: dict[str, Any]
     _store: Any = None
+    tz_cache: dict[datetime, datetime] = field(default_factory=dict)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> _Host:
@@ -175,7 +194,7 @@ class LegacyPlugin:
         cached = getattr(self._local, "pair", None)
         if cached is not None and cached[0] is event:
             return cached[1]  # type: ignore[no-any-return]
-        entry = sg_event_dict(event)
+        entry = sg_event_dict(event, self.host.tz_cache)
         self._local.pair = (event, entry)
         return entry
 
