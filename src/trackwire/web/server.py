@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -21,8 +23,14 @@ log = logging.getLogger("trackwire.web")
 
 
 class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the daemon owns signals
+    """uvicorn without its own signal handling: the daemon (or ``serve_store``) owns signals."""
+
+    def install_signal_handlers(self) -> None:  # older uvicorn
         pass
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # newer uvicorn
+        yield
 
 
 async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> None:
@@ -57,14 +65,19 @@ def serve_store(store_url: str, settings: WebSettings) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.should_exit and not task.done():
-            await asyncio.sleep(0.2)
-        app.state.backend.stop.set()  # end the live streams so the server can stop
-        await task
+        loop = asyncio.get_running_loop()
+        stop = app.state.backend.stop
+
+        def on_signal() -> None:
+            server.should_exit = True
+            stop.set()  # end the live streams so the server can stop
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await server.serve()
 
     try:
         asyncio.run(main())

@@ -173,7 +173,7 @@ async def overview(b: Backend) -> dict[str, Any]:
     failures: list[dict[str, Any]] = []
     failure_count = 0
     if browse is not None:
-        per_minute = await b.call(browse.events_per_minute, now - timedelta(minutes=60))
+        per_minute = await b.call(browse.events_per_minute, now - timedelta(minutes=59), 60)
         failure_count, rows = await b.call(browse.recent_failures, now - timedelta(hours=1), 20)
         failures = [_delivery(r) for r in rows]
     chart = _chart(per_minute, now)

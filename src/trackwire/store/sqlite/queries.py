@@ -121,8 +121,6 @@ SEARCH_EVENTS_BY_SOURCE = (
 # ``received`` grows with ``id`` (one writer stamps each transaction), so a time bound becomes an id
 # bound by a binary search over the primary key: no index on time needed.
 RECEIVED_AT_OR_AFTER_ID = "SELECT id, received FROM events WHERE id >= ? ORDER BY id LIMIT 1"
-# Events per minute since an id (the overview chart covers the last hour).
-EVENTS_PER_MINUTE = "SELECT substr(received, 1, 16) AS minute, count(*) FROM events WHERE id >= ? GROUP BY minute"
 EVENTS_PER_SOURCE_SINCE = "SELECT source, count(*) FROM events WHERE id > ? AND id <= ? GROUP BY source"
 # Distinct values by skipping through an index (one seek per value), not by scanning every row.
 DISTINCT_SOURCES = """
