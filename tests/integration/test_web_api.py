@@ -228,3 +228,19 @@ def test_the_openapi_schema_describes_the_api(server: RunningServer) -> None:
     assert {"/api/events", "/api/events/{event_id}", "/api/deadletters/{group}/{event_id}/replay"} <= paths
     assert "/hooks/{name}" in paths
     assert not any(p.startswith(("/groups", "/login")) for p in paths)
+
+
+def test_a_combined_filter_searches_a_bounded_window_per_page(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackwire.web import views
+
+    monkeypatch.setattr(views, "SCAN_WINDOW", 30)
+    client = server.client()
+    first = client.get("/api/events", params={"source": "kitsu:main", "type": "Shotgun_Version_New"}).json()
+    assert {e["id"] for e in first["items"]} == {i for i in range(91, 121) if i % 2 == 0 and i % 3 == 0}
+    assert first["next_before"] == 91
+    older = client.get(
+        "/api/events", params={"source": "kitsu:main", "type": "Shotgun_Version_New", "before": 91}
+    ).json()
+    assert {e["id"] for e in older["items"]} == {i for i in range(61, 91) if i % 6 == 0}

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 PAGE = 50
+SCAN_WINDOW = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +206,23 @@ async def events_page(b: Backend, f: EventFilters) -> dict[str, Any]:
     if f.until is not None:
         upper = await b.call(browse.first_id_received_at, f.until)
         before = upper if before is None else min(before, upper)
-    query = EventQuery(f.source, f.type, etype, eid, project, before, low, f.limit)
+    # With two filters or more, all but one are checked row by row: look at most SCAN_WINDOW ids
+    # per page, so a rare combination costs a bounded page, and the next page looks further back.
+    window_low = low
+    filters = sum(x is not None for x in (f.source, f.type, etype, project))
+    if filters >= 2:
+        top = before if before is not None else await b.call(b.store.last_id) + 1
+        window_low = max(low, top - SCAN_WINDOW)
+    query = EventQuery(f.source, f.type, etype, eid, project, before, window_low, f.limit)
     found = await b.call(browse.search_events, query)
     items = [_summary(e) for e in found]
+    next_before = items[-1]["id"] if len(items) == f.limit else None
+    if next_before is None and window_low > max(low, 1):
+        next_before = window_low  # nothing more in this window: the next page searches older events
     return {
         "items": items,
-        "next_before": items[-1]["id"] if len(items) == f.limit else None,
+        "next_before": next_before,
+        "searched_from": window_low,
         "filters": f.query_args(),
         "sources": await b.call(browse.distinct_sources),
         "types": await b.call(browse.distinct_types),
