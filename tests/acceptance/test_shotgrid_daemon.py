@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.fakes.shotgrid_server import FakeShotgrid
+from trackwire.store.sqlite import SqliteStore
 
 PLUGINS = Path(__file__).parents[1] / "fixtures" / "sg_plugins" / "record"
 TRACKWIRE = [str(Path(sys.executable).parent / "trackwire")]
@@ -127,16 +128,29 @@ def test_newer_events_after_a_gap_arrive_within_one_poll_and_a_late_gap_id_is_st
     wait_for(lambda: len(set(daemon.ids())) == 10, 60, what="the first 10 events")
 
     late_id, never_id = fake.skip_ids(2)
+    reads_before = len(fake.read_log)
     newer = fake.add_events(1000)
     gap_at = time.monotonic()
-    reads_before = fake.calls["read"]
-    wait_for(lambda: set(newer) <= set(daemon.ids()), 30, what="the 1,000 events after the gap")
-    caught_up = time.monotonic() - gap_at
+    store = SqliteStore(tmp_path / "trackwire.db")
+    wait_for(lambda: store.count_events() >= 1010, 30, what="the 1,000 events after the gap to be appended")
+    appended_after = time.monotonic() - gap_at
+    store.close()
     assert late_id not in daemon.ids()
-    # 1,000 events are two reads of 500; with a 0.2 s poll, everything came in the first poll that saw
-    # them (far inside the 6 s backlog timeout), and nothing re-read the same window over and over.
-    assert caught_up < 5.0, f"newer events took {caught_up:.1f} s"
-    assert fake.calls["read"] - reads_before < 4 * (caught_up / 0.2 + 4)
+    # Newer events are appended by the polls that first see them (two reads of 500), long before the
+    # 6 s backlog timeout, and no read ever goes back behind the gap (shotgunEvents re-reads that window).
+    assert appended_after < 6.0, f"the newer events took {appended_after:.1f} s to be appended"
+    wait_for(lambda: set(newer) <= set(daemon.ids()), 60, what="the 1,000 events to be handled")
+    wait_for(
+        lambda: any(
+            c["relation"] == "greater_than" and c["values"][0] == newer[-1] for _, conds in fake.read_log for c in conds
+        ),
+        10,
+        what="a read after the newest id",
+    )
+    main_reads = [c for _, conds in fake.read_log[reads_before:] for c in conds if c["relation"] == "greater_than"]
+    windows = [c["values"][0] for c in main_reads]  # each read asks for ids greater than this
+    assert windows == sorted(windows), "a read went back behind the gap"
+    assert newer[0] - 1 not in windows
 
     time.sleep(max(0.0, 2.4 - (time.monotonic() - gap_at)))  # the "2 minutes late" commit
     fake.add_event(

@@ -94,6 +94,7 @@ class FakeShotgrid:
         self.next_id: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.session_uuids: list[str | None] = []
+        self.read_log: list[tuple[str, list[Any]]] = []  # (entity type, top-level conditions) of every read
         self.lock = threading.RLock()
         self.port = 0
         self._server: _Server | None = None
@@ -307,6 +308,7 @@ class FakeShotgrid:
     def _read(self, args: dict[str, Any]) -> dict[str, Any]:
         table = self._table(args.get("type"))
         flt = args.get("filters") or {"logical_operator": "and", "conditions": []}
+        self.read_log.append((str(args.get("type")), list(flt.get("conditions", []))))
         rows = [r for r in table.values() if self._match(r, flt)]
         for sort in reversed(args.get("sorts") or [{"field_name": "id", "direction": "asc"}]):
             name = sort.get("field_name") or sort.get("column")
