@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from trackwire.errors import ConfigError
@@ -99,6 +99,12 @@ class HookSettings(_Section):
     entity_field: str | None = Field(None, description="dotted path to a {type,id} object or 'Type:id' string")
     project_field: str | None = Field(None, description="dotted path to a {type,id} object or 'Type:id' string")
     source: str | None = Field(None, description="the events' source (default: hook:<name>)")
+
+    @model_validator(mode="after")
+    def _needs_a_credential(self) -> HookSettings:
+        if not (self.secret or self.token or self.secret_env or self.token_env):
+            raise ValueError(f"hook {self.name!r} needs secret, token, secret_env or token_env")
+        return self
 
 
 class WebSettings(_Section):

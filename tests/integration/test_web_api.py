@@ -134,6 +134,8 @@ def test_a_time_range_selects_events_by_when_they_were_received(server: RunningS
     received = client.get("/api/events/60").json()["summary"]["received"]
     after = client.get("/api/events", params={"since": received, "limit": 500}).json()["items"]
     assert min(e["id"] for e in after) <= 60
+    naive = client.get("/api/events", params={"since": received[:19], "limit": 500}).json()["items"]
+    assert 60 in {e["id"] for e in naive}  # a time without a zone is taken as UTC
     future = client.get("/api/events", params={"since": "2999-01-01T00:00:00+00:00"}).json()["items"]
     assert future == []
     past = client.get("/api/events", params={"until": "2000-01-01T00:00:00+00:00"}).json()["items"]

@@ -156,3 +156,13 @@ def test_fuzzed_webhook_bodies_never_cause_a_server_error(anonymous: httpx.Clien
     assert response.status_code in (202, 400, 413), (response.status_code, response.text, body)
     if response.status_code == 400:
         assert response.json()["error"]
+
+
+def test_a_hook_without_a_secret_or_token_is_a_configuration_error(tmp_path: Path) -> None:
+    from trackwire.config import load_settings
+    from trackwire.errors import ConfigError
+
+    config = tmp_path / "trackwire.toml"
+    config.write_text('[[web.hooks]]\nname = "open"\n')
+    with pytest.raises(ConfigError, match="needs secret, token"):
+        load_settings(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trackwire.core.ledger import DeliveryRow, State
@@ -88,7 +88,9 @@ class SqliteBrowse:
         if low is None:
             low = int(conn.execute(q.FIRST_ID).fetchone()[0])
         high = int(conn.execute(q.LAST_ID).fetchone()[0]) + 1
-        stamp = moment.isoformat()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)  # a time without a zone is taken as UTC
+        stamp = moment.astimezone(UTC).isoformat()
         while low < high:
             middle = (low + high) // 2
             row = conn.execute(q.RECEIVED_AT_OR_AFTER_ID, (middle,)).fetchone()
