@@ -53,7 +53,7 @@ class EngineSettings(_Section):
     poll_interval: float = Field(0.005, gt=0, description="how often the log is checked for new events")
     batch_size: int = Field(500, ge=1, description="events handed to a worker process at once")
     max_outstanding: int = Field(20_000, ge=1, description="events a group holds in memory at most")
-    shutdown_grace: float = Field(3.0, ge=0, description="seconds running callbacks get on stop")
+    shutdown_grace: float = Field(2.5, ge=0, description="seconds running callbacks get on stop (keep it under 4)")
 
 
 class PluginPathSettings(_Section):

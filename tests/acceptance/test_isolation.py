@@ -60,7 +60,7 @@ def test_a_no_op_plugin_keeps_up_while_a_slow_plugin_on_the_same_events_falls_be
 def test_sigterm_stops_the_daemon_within_five_seconds_during_a_long_callback_and_keeps_progress(
     tmp_path: Path,
 ) -> None:
-    config = _config(tmp_path, "slow.py", shutdown_grace=3.0, timeout=60.0)
+    config = _config(tmp_path, "slow.py", shutdown_grace=2.5, timeout=60.0)
     out = tmp_path / "out" / "slow.log"
     with daemon(config) as d:
         d.start()

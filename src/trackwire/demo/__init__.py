@@ -28,7 +28,7 @@ max_attempts = 5          # attempts before a delivery is dead-lettered
 backoff_base = 1.0        # first retry waits up to this many seconds...
 backoff_cap = 300.0       # ...and no retry waits longer than this
 timeout = 60.0            # a callback running longer is killed (its worker process restarts)
-shutdown_grace = 3.0      # seconds running callbacks get when the daemon stops
+shutdown_grace = 2.5      # seconds running callbacks get when the daemon stops (then SIGINT)
 
 # Plugin paths, processed in this order; files in a folder are processed sorted by name.
 [[plugins]]

@@ -197,7 +197,7 @@ class WorkerProcess:
             return
         self._stopping = True
         self._write(("stop",))
-        for sig, wait in ((None, grace), (signal.SIGINT, 1.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in ((None, grace), (signal.SIGINT, 0.5), (signal.SIGKILL, 5.0)):
             if sig is not None:
                 self._signal(sig)
             try:
