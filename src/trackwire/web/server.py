@@ -21,6 +21,8 @@ __all__ = ["serve", "serve_store"]
 
 log = logging.getLogger("trackwire.web")
 
+GRACE = 1  # seconds open connections (live streams) get when the server stops
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon (or ``serve_store``) owns signals."""
@@ -41,6 +43,7 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
         log_level="warning",
         lifespan="off",
         access_log=False,
+        timeout_graceful_shutdown=GRACE,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(), name="uvicorn")
@@ -63,7 +66,13 @@ def serve_store(store_url: str, settings: WebSettings) -> None:
     store = open_store(store_url)
     app = create_store_app(store, settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", lifespan="off", access_log=False
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE,
     )
     server = _Server(config)
 
