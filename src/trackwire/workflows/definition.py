@@ -96,7 +96,13 @@ def target_of(func: Any) -> dict[str, Any]:
     file = getattr(module, "__file__", None)
     target: dict[str, Any] = {"module": module_name, "qualname": qualname}
     if file:
-        target["file"] = str(Path(file).resolve())
+        path = Path(file).resolve()
+        target["file"] = str(path)
+        parts = module_name.split(".")
+        root = path.parent if path.name == "__init__.py" else path.with_suffix("")
+        if module_name != "__main__" and root.parts[-len(parts) :] == tuple(parts):
+            # the folder the module is importable from, for the worker process's sys.path
+            target["root"] = str(Path(*root.parts[: -len(parts)]))
     return target
 
 

@@ -89,6 +89,7 @@ class StepRunner:
         self._gone = asyncio.Event()
         self._gone.set()
         self._started = asyncio.Event()
+        self._starting: WorkerProcess | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -106,14 +107,19 @@ class StepRunner:
                 slots=self.spec.concurrency,
                 on_values=self._values.update,
             )
+            self._starting = worker
             try:
                 await worker.start()
+            except asyncio.CancelledError:
+                await _finish(worker.kill())  # stopping while it starts: it must not outlive us
+                raise
             except Exception as exc:
                 failures += 1
                 log.error("workflow step worker failed to start (%s); next try in %d s", exc, min(30, 2**failures))
                 await asyncio.sleep(min(30, 2**failures))
                 continue
             failures = 0
+            self._starting = None
             self.worker = worker
             self.positions = {c.name: i for i, c in enumerate(worker.consumers)}
             self.load_errors = {f.plugin: str(f) for f in worker.failures}
@@ -130,6 +136,8 @@ class StepRunner:
         return self._started.is_set()
 
     async def stop(self, grace: float) -> None:
+        if self._starting is not None and self._starting.proc is not None:
+            await self._starting.kill()
         if self.worker is not None:
             await self.worker.stop(grace)
 
@@ -144,11 +152,6 @@ class StepRunner:
             self._backlog.extend(items)
             return
         self._submit(items)
-
-    def live(self, run_id: str) -> set[tuple[str, str]]:
-        """The (sequence, step) pairs of ``run_id`` handed to the worker process and not finished."""
-        attempts = [*self._running.values(), *(a for _, a in self._backlog)]
-        return {(a.seq, a.step) for a in attempts if a.run_id == run_id}
 
     def _submit(self, items: list[tuple[int, Attempt]]) -> None:
         batch: list[RunItem] = []
@@ -214,3 +217,11 @@ class StepRunner:
             return
         if outcomes:
             self.on_outcomes(outcomes)
+
+
+async def _finish(coro: Any) -> None:
+    """Await ``coro`` to the end even if this task is cancelled again meanwhile."""
+    task = asyncio.ensure_future(coro)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)

@@ -67,6 +67,7 @@ class WorkflowService:
         self._timers: list[tuple[float, str, str]] = []
         self._timer_wake = asyncio.Event()
         self._numbers: dict[str, int] = {}
+        self._stale: dict[str, set[tuple[str, str, int]]] = {}  # attempts found running in the log
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self.lateness: list[float] = []
         self._busy = False
@@ -198,7 +199,7 @@ class WorkflowService:
     async def resume(self, run_id: str, *, mode: str = "continue", retry_failed: bool = False) -> None:
         """Continue a run (``continue``), optionally running its failed steps again (``retry``)."""
         await self._ensure_loaded(run_id)
-        await self.submit(lambda: self.machine.resume(run_id, self.clock.time(), retry_failed=retry_failed, mode=mode))
+        await self.submit(functools.partial(self._resume_fact, run_id, mode=mode, retry_failed=retry_failed))
 
     async def wait_finished(self, run_id: str, timeout: float | None = None) -> str:
         run = self.machine.runs.get(run_id)
@@ -225,6 +226,7 @@ class WorkflowService:
         flow = self._flow(row.flow)
         records = await asyncio.to_thread(records_of, self.runs, run_id)
         run = self.machine.replay(run_id, flow, records)
+        self._stale[run_id] = {(seq, step, run.seqs[seq].steps[step].attempt) for seq, step in run.active}
         self._numbers[run_id] = len(records)
         for timer in run.timers.values():
             self._arm(timer.due, run_id, timer.id)
@@ -258,8 +260,8 @@ class WorkflowService:
     def _resume_fact(self, run_id: str, *, mode: str = "resume", retry_failed: bool = False) -> list[Record]:
         if run_id not in self.machine.runs:
             return []
-        live = self.runner.live(run_id)
-        return self.machine.resume(run_id, self.clock.time(), retry_failed=retry_failed, mode=mode, live=live)
+        stale = self._stale.pop(run_id, set())
+        return self.machine.resume(run_id, self.clock.time(), retry_failed=retry_failed, mode=mode, stale=stale)
 
     # -- the loop --------------------------------------------------------------------------------
 

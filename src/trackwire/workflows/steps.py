@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ def resolve(target: Mapping[str, Any], flow: str) -> Callable[..., Any]:
     module_name = str(target.get("module") or "")
     qualname = str(target["qualname"])
     module: Any = None
+    root = target.get("root")
+    if root and root not in sys.path:
+        sys.path.append(str(root))
     if module_name and module_name != "__main__":
         try:
             module = importlib.import_module(module_name)

@@ -208,17 +208,20 @@ class Machine:
         *,
         retry_failed: bool = False,
         mode: str = "resume",
-        live: Collection[tuple[str, str]] = (),
+        stale: Collection[tuple[str, str, int]] | None = None,
     ) -> list[Record]:
         """Carry on a run rebuilt from the log: steps that were running when it stopped run again.
 
-        ``live`` are the (sequence, step) pairs really running now; they are left alone.
+        ``stale`` are the (sequence, step, attempt) that were running when the run was read back from
+        the log (nothing runs them any more); ``None`` means every active step is stale.
         """
         run = self.runs[run_id]
         if run.done or run.stopping is not None or retry_failed or mode == RunMode.CONTINUE.value:
             self._emit(run, "run.resumed", now, mode=mode)
-        for seq, step in sorted(run.active - set(live)):
-            self._emit(run, "step.interrupted", now, seq=seq, step=step, attempt=run.seqs[seq].steps[step].attempt)
+        for seq, step in sorted(run.active):
+            attempt = run.seqs[seq].steps[step].attempt
+            if stale is None or (seq, step, attempt) in stale:
+                self._emit(run, "step.interrupted", now, seq=seq, step=step, attempt=attempt)
         if retry_failed:
             for seq, state in run.seqs.items():
                 for name, step_run in state.steps.items():
