@@ -2,11 +2,17 @@
 
     .venv/bin/python benchmarks/shotgrid_catchup.py [--events 20000] [--concurrency 64]
 
+    .venv/bin/python benchmarks/shotgrid_catchup.py --shotgunevents ~/src/shotgunEvents/src  # + baseline
+
 Three runs of `trackwire run` (a subprocess, SQLite store, real shotgun-api3 client against the fake
 ShotGrid server in this process): 1 no-op plugin, 10 no-op plugins, and 10 plugins that each wait
 5 ms of I/O per event. Printed: events/s from the first event appended to the last one handled by
 every plugin, and the same including daemon start-up. shotgunEvents reaches about 3,000 events/s
 no-op on a 2-core machine and about 20 events/s in the I/O case (its callbacks run one after another).
+
+With ``--shotgunevents`` (a checkout's ``src`` folder, which is copied, never modified) the same three
+workloads also run through shotgunEvents' own daemon (``foreground``) against the same fake site, right
+after Trackwire's, so both are measured under the same machine load; its I/O case uses fewer events.
 """
 
 from __future__ import annotations
@@ -134,11 +140,93 @@ concurrency = {concurrency}
         return rate
 
 
+SED_CONF = """[daemon]
+pidFile = {folder}/sed.pid
+eventIdFile = {folder}/sed.id
+logMode = 0
+logPath = {folder}
+logFile = sed.log
+logging = 30
+timing_log = off
+conn_retry_sleep = 60
+max_conn_retries = 5
+fetch_interval = 1
+max_event_batch_size = 500
+[shotgun]
+server = {url}
+name = trackwire
+key = secret
+proxy_server =
+use_session_uuid = False
+[plugins]
+paths = {plugins}
+[emails]
+enabled = False
+"""
+
+MARK = """
+import os, time
+
+
+def _mark(event):
+    if event["id"] in (2, int(os.environ["SED_LAST"])):
+        with open(os.environ["SED_MARKS"], "a") as handle:
+            handle.write(repr(time.time()) + "\\n")
+"""
+
+
+def run_shotgunevents(label: str, src: Path, plugins: int, body: str, events: int, url: str) -> float:
+    """shotgunEvents' own daemon over ids 2..events (its id file says plugin state 1)."""
+    import pickle
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        shutil.copytree(src, folder / "src")
+        plugin_dir = folder / "plugins"
+        plugin_dir.mkdir()
+        for n in range(plugins):
+            code = body
+            if n == 0:  # the first plugin also notes when the first and the last event reach it
+                code = (
+                    (MARK + body)
+                    .replace("    pass\n", "    _mark(event)\n")
+                    .replace("    time.sleep(0.005)", "    time.sleep(0.005)\n    _mark(event)")
+                )
+            (plugin_dir / f"plugin{n:02d}.py").write_text(code)
+        conf = SED_CONF.format(folder=folder, url=url, plugins=plugin_dir)
+        (folder / "src" / "shotgunEventDaemon.conf").write_text(conf)
+        state = {str(plugin_dir): {f"plugin{n:02d}": (1, {}) for n in range(plugins)}}
+        (folder / "sed.id").write_bytes(pickle.dumps(state))
+        marks = folder / "marks"
+        env = dict(os.environ, SED_LAST=str(events), SED_MARKS=str(marks))
+        proc = subprocess.Popen(
+            [sys.executable, str(folder / "src" / "shotgunEventDaemon.py"), "foreground"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while not (marks.exists() and len(marks.read_text().split()) >= 2):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"shotgunEvents exited with {proc.returncode}")
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        first, last = (float(x) for x in marks.read_text().split()[:2])
+        rate = (events - 2) / (last - first)
+        print(f"{label:<34} {rate:>9,.0f} events/s   ({events - 1:,} events in {last - first:6.2f} s)", flush=True)
+        return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--entities", type=int, default=500, help="distinct shots the events touch")
     parser.add_argument("--concurrency", type=int, default=64, help="entities handled at once by the group")
+    parser.add_argument("--shotgunevents", type=Path, help="a shotgunEvents checkout's src folder: measure it too")
+    parser.add_argument("--io-events", type=int, default=600, help="events for shotgunEvents' 5 ms I/O case")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     urls: multiprocessing.Queue[str] = multiprocessing.Queue()
@@ -153,6 +241,18 @@ def main() -> None:
         noop1 = run("1 no-op plugin", 1, NOOP, args.events, args.concurrency, url)
         noop10 = run("10 no-op plugins", 10, NOOP, args.events, args.concurrency, url)
         io10 = run("10 plugins x 5 ms I/O per event", 10, IO_WAIT, args.events, args.concurrency, url)
+        if args.shotgunevents:
+            src = args.shotgunevents
+            print(f"shotgunEvents ({src}), same fake site, load average {os.getloadavg()[0]:.1f}:")
+            base = (
+                run_shotgunevents("  1 no-op plugin", src, 1, NOOP, args.events, url),
+                run_shotgunevents("  10 no-op plugins", src, 10, NOOP, args.events, url),
+                run_shotgunevents("  10 plugins x 5 ms I/O", src, 10, IO_WAIT, args.io_events, url),
+            )
+            print(
+                f"Trackwire vs shotgunEvents, same conditions: {noop1 / base[0]:.1f}x, {noop10 / base[1]:.1f}x,"
+                f" {io10 / base[2]:.0f}x"
+            )
     finally:
         server.terminate()
         server.join()
