@@ -101,6 +101,8 @@ class FakeShotgrid:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
+        self.responding = threading.Event()  # cleared: requests are accepted but never answered (a hung site)
+        self.responding.set()
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -220,6 +222,7 @@ class FakeShotgrid:
     # -- the protocol ----------------------------------------------------------------------------
 
     def handle(self, body: bytes) -> tuple[int, Any]:
+        self.responding.wait()
         try:
             request = json.loads(body)
             method = request["method_name"]

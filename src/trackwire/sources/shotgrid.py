@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -179,9 +179,9 @@ class ShotgridSource:
         failures = 0
         while not stop.is_set():
             try:
-                if self.backlog is None:
-                    self.backlog = await self._first_position(store)
-                full = await self._poll(store, appended)
+                finished, full = await self._unless_stopped(self._step(store, appended), stop)
+                if not finished:
+                    return
             except Exception as exc:
                 failures += 1
                 delay = self._backoff.delay(failures, self._rng)
@@ -193,6 +193,26 @@ class ShotgridSource:
                 failures = 0
             if not full:
                 await self._wait(stop, self.settings.fetch_interval)
+
+    async def _step(self, store: Store, appended: asyncio.Event) -> bool:
+        if self.backlog is None:
+            self.backlog = await self._first_position(store)
+        return await self._poll(store, appended)
+
+    async def _unless_stopped(self, work: Awaitable[bool], stop: asyncio.Event) -> tuple[bool, bool]:
+        """Race ``work`` against ``stop``: a hung ShotGrid call never delays a stop."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return False, False
+        return True, task.result()
 
     async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -1,0 +1,170 @@
+"""The ShotGrid source in-process: the real shotgun-api3 client, the fake site, a real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.shotgrid_server import FakeShotgrid
+from trackwire.config import Settings, ShotgridSettings
+from trackwire.sources.shotgrid import ShotgridSource
+from trackwire.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeShotgrid]:
+    server = FakeShotgrid().start()
+    yield server
+    server.responding.set()
+    server.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "tw.db")
+    yield opened
+    opened.close()
+
+
+def settings(fake: FakeShotgrid, **extra: Any) -> ShotgridSettings:
+    values = {"site": fake.url, "script_name": "trackwire", "script_key": "secret", "fetch_interval": 0.05}
+    values.update(retry_base=0.05, retry_cap=0.2)
+    values.update(extra)
+    return Settings(shotgrid=values).shotgrid
+
+
+class Running:
+    """The source's run() as a task; ``until`` polls a condition on the loop with a deadline."""
+
+    def __init__(self, source: ShotgridSource, store: SqliteStore) -> None:
+        self.source = source
+        self.store = store
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.source.run(self.store, self.stop, asyncio.Event()))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 5)
+
+    async def until(self, condition: Any, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {condition}")
+            await asyncio.sleep(0.02)
+
+
+def ids(store: SqliteStore) -> list[int]:
+    return [int(r.event.source_id) for r in store.read_after(0, 100_000)]
+
+
+def test_the_first_run_starts_now_and_skips_history(fake: FakeShotgrid, store: SqliteStore) -> None:
+    fake.add_events(30)
+
+    async def scenario() -> None:
+        source = ShotgridSource(settings(fake))
+        async with Running(source, store) as running:
+            await running.until(lambda: source.backlog is not None)
+            fresh = fake.add_events(3)
+            await running.until(lambda: ids(store) == fresh)
+
+    asyncio.run(scenario())
+    assert store.get_cursor("shotgrid")["last_id"] == 33
+
+
+def test_a_first_run_while_shotgrid_is_down_waits_and_starts_once_it_is_up(
+    fake: FakeShotgrid, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_events(5)
+    fake.go_down()
+
+    async def scenario() -> None:
+        source = ShotgridSource(settings(fake))
+        async with Running(source, store) as running:
+            await running.until(lambda: "ShotGrid is unreachable" in caplog.text)
+            await asyncio.sleep(0.5)  # several attempts fail meanwhile
+            fake.come_up()
+            await running.until(lambda: source.backlog is not None)
+            fresh = fake.add_events(2)
+            await running.until(lambda: ids(store) == fresh)
+
+    with caplog.at_level(logging.INFO, "trackwire.source.shotgrid"):
+        asyncio.run(scenario())
+    assert caplog.text.count("ShotGrid is unreachable") == 1
+    assert "ConnectionRefusedError" in caplog.text
+    assert "reachable again" in caplog.text
+
+
+def test_stop_is_honoured_at_once_even_while_a_call_hangs(fake: FakeShotgrid, store: SqliteStore) -> None:
+    fake.add_events(5)
+
+    async def scenario() -> float:
+        source = ShotgridSource(settings(fake, start=1))
+        running = Running(source, store)
+        await running.__aenter__()
+        await running.until(lambda: len(ids(store)) == 5)
+        fake.responding.clear()  # the site accepts requests but never answers
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await running.__aexit__()
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 1.0
+
+
+def test_gap_ids_are_looked_up_delivered_when_they_appear_and_expire_once(
+    fake: FakeShotgrid, store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_events(3)
+    late, never = fake.skip_ids(2)
+    after = fake.add_events(3)
+
+    async def scenario() -> None:
+        source = ShotgridSource(settings(fake, start=1, backlog_timeout=1.0))
+        async with Running(source, store) as running:
+            await running.until(lambda: set(after) <= set(ids(store)))
+            assert sorted(source.backlog.missing) == [late, never]  # type: ignore[union-attr]
+            fake.add_event(id=late, entity={"type": "Shot", "id": 1}, attribute_name="code")
+            await running.until(lambda: late in ids(store))
+            await running.until(lambda: not source.backlog.missing)  # type: ignore[union-attr]
+            await asyncio.sleep(0.3)
+
+    with caplog.at_level(logging.INFO, "trackwire.source.shotgrid"):
+        asyncio.run(scenario())
+    assert ids(store) == [1, 2, 3, *after, late]
+    assert caplog.text.count("Timeout elapsed on backlog") == 1
+    assert f"ids {never} (waited" in caplog.text
+    assert store.get_cursor("shotgrid") == {"last_id": after[-1], "backlog": {}}
+
+
+def test_the_cursor_keeps_awaited_ids_across_a_restart(fake: FakeShotgrid, store: SqliteStore) -> None:
+    fake.add_events(2)
+    (late,) = fake.skip_ids(1)
+    fake.add_events(2)
+
+    async def first_run() -> None:
+        async with Running(ShotgridSource(settings(fake, start=1)), store) as running:
+            await running.until(lambda: len(ids(store)) == 4)
+
+    async def second_run() -> None:
+        source = ShotgridSource(settings(fake, start=1))
+        async with Running(source, store) as running:
+            await running.until(lambda: source.backlog is not None and late in source.backlog.missing)
+            fake.add_event(id=late, entity={"type": "Shot", "id": 2}, attribute_name="code")
+            await running.until(lambda: late in ids(store))
+
+    asyncio.run(first_run())
+    assert store.get_cursor("shotgrid")["backlog"].keys() == {str(late)}
+    asyncio.run(second_run())
+    assert sorted(ids(store)) == [1, 2, 3, 4, 5]
