@@ -71,9 +71,21 @@ def run(
         from trackwire.demo import demo_plugin_paths
 
         settings = settings.model_copy(update={"plugins": demo_plugin_paths()})
+    login = ""
+    if demo and settings.web.enabled and settings.web.password is None and settings.web.token is None:
+        # The demo's dashboard needs a login too: a fresh password for this run, shown once here.
+        import secrets
+
+        from pydantic import SecretStr
+
+        password = secrets.token_urlsafe(9)
+        settings = settings.model_copy(
+            update={"web": settings.web.model_copy(update={"password": SecretStr(password)})}
+        )
+        login = f" (log in as [bold]{settings.web.username}[/bold] with password [bold]{password}[/bold])"
     setup_logging(settings.log, settings.base_dir)
     if settings.web.enabled:
-        console.print(f"[bold]Dashboard:[/bold] http://{settings.web.host}:{settings.web.port}/")
+        console.print(f"[bold]Dashboard:[/bold] http://{settings.web.host}:{settings.web.port}/{login}")
     try:
         asyncio.run(Daemon(settings).run())
     except TrackwireError as exc:

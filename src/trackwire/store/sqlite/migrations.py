@@ -98,7 +98,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
 )
 
-LATEST = MIGRATIONS[-1][0]
+LATEST = max(number for number, _, _ in MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -108,7 +108,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise MigrationError(
             f"this store has schema version {version}, newer than this Trackwire knows ({LATEST}); upgrade Trackwire"
         )
-    for number, description, script in MIGRATIONS:
+    for number, description, script in sorted(MIGRATIONS):
         if number <= version:
             continue
         try:

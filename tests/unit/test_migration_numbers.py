@@ -1,0 +1,22 @@
+"""Migrations are numbered once each and applied in number order, whatever order they are listed in."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from trackwire.store.sqlite.migrations import LATEST, MIGRATIONS, migrate
+
+
+def test_every_migration_has_its_own_number_and_the_latest_is_the_highest() -> None:
+    numbers = [number for number, _, _ in MIGRATIONS]
+    assert len(numbers) == len(set(numbers))
+    assert max(numbers) == LATEST
+
+
+def test_a_fresh_database_gets_every_migration_in_number_order() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    assert migrate(conn) == LATEST
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"events", "source_cursors", "groups", "deliveries"} <= tables
+    assert migrate(conn) == LATEST, "a second run changes nothing"
