@@ -112,6 +112,9 @@ class StepRunner:
                 await worker.start()
             except asyncio.CancelledError:
                 await _finish(worker.kill())  # stopping while it starts: it must not outlive us
+                loaded = worker._loaded  # its "died while loading" error is expected here: mark it seen
+                if loaded is not None and loaded.done() and not loaded.cancelled():
+                    loaded.exception()
                 raise
             except Exception as exc:
                 failures += 1

@@ -15,10 +15,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackwire.core.backoff import Backoff
-from trackwire.core.workflows.spec import Assoc, FlowSpec, Replay, RunMode, StepStatus, evaluate
+from trackwire.core.workflows.spec import Assoc, Expr, FlowSpec, Replay, RunMode, StepStatus, evaluate, events_in
 from trackwire.core.workflows.state import Record, Run, StepRun, apply
 
 __all__ = ["Machine"]
+
+
+@dataclass(frozen=True)
+class _FlowIndex:
+    flow: FlowSpec
+    assocs: dict[str, list[Assoc]]
+    dependents: dict[str, list[tuple[str, Expr]]]  # event -> the expression events that mention it
+
+    @classmethod
+    def of(cls, flow: FlowSpec) -> _FlowIndex:
+        assocs: dict[str, list[Assoc]] = {}
+        for assoc in flow.assocs:
+            assocs.setdefault(assoc.source, []).append(assoc)
+        dependents: dict[str, list[tuple[str, Expr]]] = {}
+        for name, expr in flow.expression_events():
+            for used in events_in(expr):
+                dependents.setdefault(used, []).append((name, expr))
+        return cls(flow, assocs, dependents)
 
 
 @dataclass
@@ -29,17 +47,17 @@ class Machine:
 
     runs: dict[str, Run] = field(default_factory=dict, init=False)
     _out: list[Record] = field(default_factory=list, init=False)
-    _index: dict[int, tuple[FlowSpec, dict[str, list[Assoc]]]] = field(default_factory=dict, init=False)
+    _index: dict[int, _FlowIndex] = field(default_factory=dict, init=False)
+
+    def _indexed(self, flow: FlowSpec) -> _FlowIndex:
+        """Associations and expressions by the event they depend on, built once per flow."""
+        found = self._index.get(id(flow))
+        if found is None or found.flow is not flow:
+            found = self._index[id(flow)] = _FlowIndex.of(flow)
+        return found
 
     def _assocs_of(self, flow: FlowSpec, event: str) -> list[Assoc]:
-        """Associations by source event, indexed once per flow (a flow's definition never changes)."""
-        found = self._index.get(id(flow))
-        if found is None or found[0] is not flow:
-            index: dict[str, list[Assoc]] = {}
-            for assoc in flow.assocs:
-                index.setdefault(assoc.source, []).append(assoc)
-            found = self._index[id(flow)] = (flow, index)
-        return found[1].get(event, [])
+        return self._indexed(flow).assocs.get(event, [])
 
     # -- bookkeeping -----------------------------------------------------------------------------
 
@@ -259,10 +277,12 @@ class Machine:
                     pending.append(assoc.target)
                 else:
                     self._engage(run, seq, assoc.target, now)
-            triggered = set(state.triggered)
-            for other, expr in run.flow.expression_events():
-                if other not in triggered and other not in pending and evaluate(expr, triggered):
-                    pending.append(other)
+            dependents = self._indexed(run.flow).dependents.get(name, ())
+            if dependents:
+                triggered = set(state.triggered)
+                for other, expr in dependents:
+                    if other not in triggered and other not in pending and evaluate(expr, triggered):
+                        pending.append(other)
 
     def _raise_status(
         self, run: Run, seq: str, triggers: Mapping[StepStatus, tuple[str, ...]], statuses: Iterable[StepStatus],
