@@ -102,12 +102,12 @@ def test_tracker_events_and_requests_in_the_log_drive_runs_in_the_daemon(tmp_pat
     async def scenario() -> dict[str, Any]:
         task = asyncio.create_task(daemon.run(install_signals=False))
         try:
-            return await steps(task)
+            return await drive()
         finally:
             daemon.request_stop()
             await asyncio.wait_for(task, 30)
 
-    async def steps(task: asyncio.Task[None]) -> dict[str, Any]:
+    async def drive() -> dict[str, Any]:
         await until(lambda: getattr(daemon, "workflows", None) is not None and daemon.workflows.ready.is_set())
         results: dict[str, Any] = {}
         first = append(shot_event(1, "rfc", 1))
