@@ -90,7 +90,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self._claim(limit)
 
     def _claim(self, limit: int) -> list[Item]:
-        items = self.ledger.take_ready(limit)
+        items = self.ledger.take_ready(limit, self.now)
         assert len(items) <= limit
         by_key: dict[str, list[int]] = defaultdict(list)
         for item in items:

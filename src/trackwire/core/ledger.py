@@ -119,8 +119,9 @@ class GroupLedger:
     5. **Durable coverage.** A checkpoint's ``position`` plus the rows in the store cover every
        unfinished item: every item at or below the position is finished or has a row (pending, running,
        retry or dead). The position never passes an unfinished item without a row, and never moves back.
-       Items unfinished for ``persist_after`` seconds, retries and dead letters get rows, so the position
-       can move past them.
+       Items older than ``persist_after`` that are stalled (running for ``persist_after`` seconds, or
+       queued behind such an item or a retry), retries and dead letters get rows, so a slow key never
+       holds the position back; items merely queued for a free worker get none (the position catches up).
     6. **Writes in flight.** :meth:`committed` is called once a checkpoint is durable, and copes with
        what happened meanwhile: an item that finished gets its row deleted at the next checkpoint, one
        that changed gets its row rewritten, one that died gets its dead row (never a delete).

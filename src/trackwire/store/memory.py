@@ -11,8 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from trackwire.core.event import Event, decode_event, encode_event, ordering_key
+from trackwire.core.event import Event, decode_event, dumps, encode_event, loads, ordering_key
 from trackwire.core.ledger import Checkpoint, DeliveryRow, State
+from trackwire.errors import StoreError
 from trackwire.ports import AppendResult, GroupRecord, LogRecord
 
 __all__ = ["MemoryStore"]
@@ -23,7 +24,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._events: list[tuple[int, str, str, str]] = []
         self._dedupe: dict[tuple[str, str], int] = {}
-        self._cursors: dict[str, Any] = {}
+        self._cursors: dict[str, str] = {}
         self._groups: dict[str, GroupRecord] = {}
         self._rows: dict[str, dict[int, DeliveryRow]] = {}
 
@@ -33,23 +34,32 @@ class MemoryStore:
     def append(self, events: Sequence[Event], *, source: str | None = None, cursor: Any = None) -> AppendResult:
         received = datetime.now(UTC)
         ids: list[int | None] = []
+        # Everything is encoded before anything is stored: an event or cursor that cannot be serialised
+        # stores nothing at all, as a rolled-back transaction would.
+        saved_cursor = dumps(cursor) if source is not None and cursor is not None else None
         with self._lock:
+            fresh: list[tuple[int, str, str, str]] = []
+            seen: dict[tuple[str, str], int] = {}
             for event in events:
                 dedupe = (event.source, str(event.source_id))
-                if dedupe in self._dedupe:
+                if dedupe in self._dedupe or dedupe in seen:
                     ids.append(None)
                     continue
-                event_id = len(self._events) + 1
-                self._events.append(
+                event_id = len(self._events) + len(fresh) + 1
+                fresh.append(
                     (event_id, event.type, ordering_key(event), encode_event(event, event.received or received))
                 )
-                self._dedupe[dedupe] = event_id
+                seen[dedupe] = event_id
                 ids.append(event_id)
-            if source is not None and cursor is not None:
-                self._cursors[source] = cursor
+            self._events.extend(fresh)
+            self._dedupe.update(seen)
+            if source is not None and saved_cursor is not None:
+                self._cursors[source] = saved_cursor
         return AppendResult(tuple(ids))
 
     def read_after(self, position: int, limit: int, types: Sequence[str] | None = None) -> list[LogRecord]:
+        if limit < 1:
+            return []
         with self._lock:
             chosen = self._events[max(position, 0) :]
         wanted = None if types is None else set(types)
@@ -76,7 +86,8 @@ class MemoryStore:
         return len(self._events)
 
     def get_cursor(self, source: str) -> Any:
-        return self._cursors.get(source)
+        saved = self._cursors.get(source)
+        return None if saved is None else loads(saved)
 
     def register_group(self, name: str, start: int) -> GroupRecord:
         with self._lock:
@@ -97,12 +108,14 @@ class MemoryStore:
 
     def write_checkpoint(self, group: str, plan: Checkpoint) -> None:
         with self._lock:
+            record = self._groups.get(group)
+            if record is None:
+                raise StoreError(f"no group {group!r}: register it before writing its progress")
             rows = self._rows.setdefault(group, {})
             for row in plan.upserts:
                 rows[row.event_id] = row
             for event_id in plan.deletes:
                 rows.pop(event_id, None)
-            record = self._groups[group]
             self._groups[group] = replace(record, position=max(record.position, plan.position))
 
     def dead_letters(
@@ -119,8 +132,9 @@ class MemoryStore:
         return sorted(found, key=lambda pair: (pair[0], pair[1].event_id))[:limit]
 
     def _bump(self, group: str) -> None:
-        record = self._groups[group]
-        self._groups[group] = replace(record, generation=record.generation + 1)
+        record = self._groups.get(group)
+        if record is not None:
+            self._groups[group] = replace(record, generation=record.generation + 1)
 
     def requeue_dead(self, group: str, event_ids: Sequence[int] | None = None) -> int:
         with self._lock:

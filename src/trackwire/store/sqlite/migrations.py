@@ -101,8 +101,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 LATEST = max(number for number, _, _ in MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to date in one transaction per migration; returns the final version."""
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Bring the schema up to date (or up to ``target``) in one transaction per migration.
+
+    Returns the final version. A store whose version is newer than this Trackwire knows is refused.
+    """
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > LATEST:
         raise MigrationError(
@@ -111,6 +114,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     for number, description, script in sorted(MIGRATIONS):
         if number <= version:
             continue
+        if target is not None and number > target:
+            break
         try:
             conn.execute("BEGIN IMMEDIATE")
             for statement in script.split(";"):

@@ -159,3 +159,11 @@ SELECT grp, event_id, key, state, attempts, retry_at, consumers, error, tracebac
 FROM deliveries WHERE state IN ('retry', 'dead') AND updated >= ? ORDER BY updated DESC LIMIT ?
 """
 COUNT_RECENT_FAILURES = "SELECT count(*) FROM deliveries WHERE state IN ('retry', 'dead') AND updated >= ?"
+
+# The settings the store relies on (WAL, synchronous=FULL), read back for checks and `trackwire status`.
+PRAGMA_READS = {
+    "journal_mode": "PRAGMA journal_mode",
+    "synchronous": "PRAGMA synchronous",
+    "busy_timeout": "PRAGMA busy_timeout",
+    "user_version": "PRAGMA user_version",
+}

@@ -100,6 +100,16 @@ class SqliteStore(SqliteBrowse):
         with self._write_lock:
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def pragmas(self) -> dict[str, object]:
+        """The connection settings that make the store durable, as the writer and this thread's reader see them."""
+        reader = self._reader
+        out: dict[str, object] = {}
+        with self._write_lock:
+            for role, conn in (("writer", self._writer), ("reader", reader)):
+                for name, query in q.PRAGMA_READS.items():
+                    out[f"{role}.{name}"] = conn.execute(query).fetchone()[0]
+        return out
+
     def data_version(self) -> int:
         """Changes whenever another connection (another process, say) commits."""
         (version,) = self._reader.execute("PRAGMA data_version").fetchone()
@@ -135,12 +145,14 @@ class SqliteStore(SqliteBrowse):
         return AppendResult(tuple(ids))
 
     def read_after(self, position: int, limit: int, types: Sequence[str] | None = None) -> list[LogRecord]:
+        if limit < 1:
+            return []
         conn = self._reader
         if types is None:
             rows = conn.execute(q.READ_AFTER, (position, limit)).fetchall()
         else:
             rows = []
-            for event_type in types:
+            for event_type in dict.fromkeys(types):  # each type once, in case the caller repeats one
                 rows.extend(conn.execute(q.READ_AFTER_TYPE, (event_type, position, limit)).fetchall())
             rows.sort(key=lambda r: r[0])
             del rows[limit:]
@@ -229,7 +241,8 @@ class SqliteStore(SqliteBrowse):
             )
         if plan.deletes:
             conn.executemany(q.DELETE_ROW, [(group, event_id) for event_id in plan.deletes])
-        conn.execute(q.SET_GROUP_POSITION, (plan.position, stamp, group))
+        if conn.execute(q.SET_GROUP_POSITION, (plan.position, stamp, group)).rowcount != 1:
+            raise StoreError(f"no group {group!r}: register it before writing its progress")
 
     def dead_letters(
         self, group: str | None = None, *, after: tuple[str, int] | None = None, limit: int = 100
