@@ -225,9 +225,17 @@ class LegacyPlugin:
 
     def restore_state(self) -> None:
         """Stay off if the file is unchanged since the failure; otherwise replay what was missed."""
-        store = self.host.store
-        if store is None:
+        if not self.host.store_url:
             return
+        from trackwire.store import open_store
+
+        store = open_store(self.host.store_url)  # only for this check: most plugins never need it again
+        try:
+            self._restore_from(store)
+        finally:
+            store.close()
+
+    def _restore_from(self, store: Any) -> None:
         state = store.get_cursor(self.state_key)
         if not state or state.get("deactivated_at") is None:
             return
