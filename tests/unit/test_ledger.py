@@ -397,3 +397,17 @@ def test_replayed_rows_queue_behind_the_key_and_are_never_deleted_by_an_older_pl
     plan = store.commit(ledger, 3.0)
     assert 1 not in plan.deletes
     assert _ids(ledger.take_ready(1)) == [1]
+
+
+def test_a_row_written_from_outside_for_a_held_item_is_rewritten_then_deleted_when_it_finishes() -> None:
+    ledger = _ledger(persist_after=100.0)
+    _feed(ledger, "A")
+    store = Store()
+    store.rows[1] = DeliveryRow(1, "A", State.PENDING, 0, None, ())  # `trackwire replay` wrote it
+    ledger.adopt_row(1)
+    store.commit(ledger, 1.0)
+    assert store.rows[1].consumers == C, "our state replaced the outside row"
+    ledger.take_ready(1)
+    ledger.succeeded(1)
+    store.commit(ledger, 2.0)
+    assert 1 not in store.rows

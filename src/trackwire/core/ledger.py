@@ -205,6 +205,15 @@ class GroupLedger:
         """Events up to ``read_pos`` were read and none matched."""
         self.read_pos = max(self.read_pos, read_pos)
 
+    def adopt_row(self, event_id: int) -> None:
+        """A row for an item we hold was written from outside (a replay): own it from now on."""
+        item = self.items.get(event_id)
+        if item is None:
+            return
+        item.persisted = True
+        self._unpersisted.pop(event_id, None)
+        self._dirty.add(event_id)
+
     def replay(self, rows: list[DeliveryRow], now: float) -> int:
         """Rows an operator asked to run again (already written to the store); returns how many were new."""
         added = 0

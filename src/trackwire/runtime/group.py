@@ -432,6 +432,11 @@ class GroupRunner:
         self.generation = generation
         rows = await asyncio.to_thread(self.store.load_rows, self.name, ("pending",))
         fresh = [r for r in rows if r.event_id not in self.ledger.items]
+        for row in rows:
+            if row.event_id in self.ledger.items:
+                # the operator queued an event we already hold: the row now exists, so it must be
+                # rewritten from our state and deleted when the item finishes
+                self.ledger.adopt_row(row.event_id)
         if not fresh:
             return
         resolved: list[DeliveryRow] = []
