@@ -110,9 +110,10 @@ def test_tracker_events_and_requests_in_the_log_drive_runs_in_the_daemon(tmp_pat
     async def drive() -> dict[str, Any]:
         await until(lambda: getattr(daemon, "workflows", None) is not None and daemon.workflows.ready.is_set())
         results: dict[str, Any] = {}
-        first = append(shot_event(1, "rfc", 1))
-        append(shot_event(2, "ip", 2))
-        second = append(shot_event(3, "rfc", 3))
+        assert await until(lambda: status_of(f"comp-prep-{early}")) == "success", "a request made before the start"
+        first = append(shot_event(1, "rfc", 11))
+        append(shot_event(2, "ip", 12))
+        second = append(shot_event(3, "rfc", 13))
         for event_id in (first, second):
             assert await until(lambda e=event_id: status_of(f"comp-prep-{e}")) == "success", run_view(
                 runs, f"comp-prep-{event_id}"
@@ -133,6 +134,8 @@ def test_tracker_events_and_requests_in_the_log_drive_runs_in_the_daemon(tmp_pat
         assert await until(lambda: status_of(f"slow-{waiting}")) == "cancelled"
         return results
 
+    early_request = request_event("start", {"flow": "comp-prep", "triggers": [["Shot:99", "ready"]]})
+    (early,) = store.append([early_request]).new
     daemon = Daemon(settings, store=store)
     try:
         results = asyncio.run(scenario())
@@ -140,7 +143,7 @@ def test_tracker_events_and_requests_in_the_log_drive_runs_in_the_daemon(tmp_pat
         runs.close()
     comp = results["comp"]
     assert [list(v["sequences"]) for v in comp] == [["Shot:1"], ["Shot:3"]]
-    assert len(results["comp_runs"]) == 2, "the 'ip' change starts nothing"
+    assert len(results["comp_runs"]) == 3, "the 'ip' change starts nothing"
     steps = comp[0]["sequences"]["Shot:1"]["steps"]
     assert steps["publish"]["result"] == "published Shot:1"
     assert steps["publish"]["started"] >= max(steps["fetch-plates"]["finished"], steps["build-script"]["finished"])

@@ -9,6 +9,7 @@ request event's id).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,7 +92,22 @@ async def add_intake(daemon: Daemon, service: WorkflowService) -> None:
                 await service.start_run(rule.flow, [(seq, rule.event)], run_id=run_id)
                 log.info("tracker event %s started run %s (sequence %s)", event.id, run_id, seq)
 
-    await daemon.add_consumer_group(GROUP, [InProcessConsumer("workflows.intake", Filter(types=types), handle)])
+    await daemon.add_consumer_group(
+        GROUP, [InProcessConsumer("workflows.intake", Filter(types=types), handle)], start=await _first_start(daemon)
+    )
+
+
+async def _first_start(daemon: Daemon) -> str | int:
+    """Where the intake starts the first time: "now", or the first request already waiting in the log
+    (``trackwire workflows start`` before the daemon ever ran with workflows)."""
+    store = daemon.store
+    assert store is not None
+    known = await asyncio.to_thread(store.groups)
+    if any(g.name == GROUP for g in known):
+        return "now"
+    kinds = [REQUEST + k for k in ("start", "trigger", "cancel", "retry", "continue")]
+    first = await asyncio.to_thread(store.read_after, 0, 1, kinds)
+    return first[0].id if first else "now"
 
 
 async def _request(service: WorkflowService, event: Event) -> None:
