@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from trackwire.errors import ConfigError
 
 __all__ = [
+    "AutomationSettings",
     "DemoSettings",
     "EngineSettings",
     "HookSettings",
@@ -173,6 +174,27 @@ class ShotgridSettings(_Section):
     webhook_secret: SecretStr | None = Field(None, description="secret token of the ShotGrid webhook(s)")
 
 
+class AutomationSettings(_Section):
+    enabled: bool = Field(True, description="evaluate automations (when a folder of definitions is configured)")
+    path: Path | None = Field(None, description="folder of automation files (*.toml), reloaded when they change")
+    lateness: float = Field(60.0, ge=0, description="seconds a late event may still count; proactive windows wait it")
+    sweep_interval: float = Field(1.0, gt=0, description="seconds between proactive window checks")
+    max_depth: int = Field(8, ge=1, description="recursion guard: events this many firings deep are not evaluated")
+    follow_bound: float = Field(900.0, ge=0, description="seconds an event waits for the event it follows")
+    action_timeout: float = Field(30.0, gt=0, description="default timeout of one action attempt")
+    action_attempts: int = Field(3, ge=1, description="default attempts of an action before it is recorded failed")
+    action_backoff: float = Field(1.0, ge=0, description="first retry of an action waits this long (doubling)")
+    action_concurrency: int = Field(16, ge=1, description="actions running at once")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "trackwire@localhost"
+    slack_token: SecretStr | None = Field(None, description="Slack bot token (or TRACKWIRE_AUTOMATIONS__SLACK_TOKEN)")
+    slack_base_url: str = "https://slack.com/api/"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -184,6 +206,7 @@ class Settings(BaseSettings):
     demo: DemoSettings = Field(default_factory=DemoSettings)
     workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     shotgrid: ShotgridSettings = Field(default_factory=ShotgridSettings)
+    automations: AutomationSettings = Field(default_factory=AutomationSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 
     @classmethod

@@ -210,6 +210,10 @@ class Daemon:
             from trackwire.workflows.loading import workflow_service
 
             services.append(workflow_service(self.settings))
+        if self.settings.automations.enabled and self.settings.automations.path is not None:
+            from trackwire.automations.service import automation_service
+
+            services.append(automation_service)
         return services
 
     def _make_sources(self) -> list[Source]:

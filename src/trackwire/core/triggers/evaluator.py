@@ -104,11 +104,18 @@ class Evaluator:
     _parked: dict[str, list[StateKey]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.reload(self.automations)
+
+    def reload(self, automations: Iterable[Automation]) -> None:
+        """Use a new set of definitions, keeping the state of every automation whose trigger is unchanged."""
+        self.automations = list(automations)
         self.by_name = {a.name: a for a in self.automations if a.enabled}
+        self._digests = {name: _digest(a) for name, a in self.by_name.items()}
+        self._leaves = []
         for automation in self.by_name.values():
-            self._digests[automation.name] = _digest(automation)
             self._collect(automation, automation.trigger, "t", ())
         self._index = TypeIndex(self._leaves)
+        self._parked = {}
         for skey in list(self.state):
             name = skey[0]
             if name == PARKED:

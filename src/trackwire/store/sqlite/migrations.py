@@ -67,6 +67,41 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """,
     ),
     (
+        2,
+        "automations: trigger state (buckets, partial compound state), firings with action outcomes",
+        """
+        CREATE TABLE IF NOT EXISTS automation_state (
+            automation TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            bkey       TEXT NOT NULL,
+            state      TEXT NOT NULL,
+            updated    TEXT NOT NULL,
+            PRIMARY KEY (automation, path, bkey)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS automation_firings (
+            id         TEXT PRIMARY KEY,
+            automation TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            bkey       TEXT NOT NULL,
+            fired_at   REAL NOT NULL,
+            reason     TEXT NOT NULL,
+            events     TEXT NOT NULL,
+            win_start  REAL NOT NULL,
+            win_end    REAL NOT NULL,
+            triggering INTEGER,
+            status     TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+            outcomes   TEXT NOT NULL DEFAULT '[]',
+            created    TEXT NOT NULL,
+            updated    TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS automation_firings_by_status ON automation_firings (status, created);
+        CREATE INDEX IF NOT EXISTS automation_firings_by_automation ON automation_firings (automation, created);
+        CREATE TABLE IF NOT EXISTS automation_applied (
+            event_id INTEGER PRIMARY KEY
+        )
+        """,
+    ),
+    (
         3,
         "workflow runs (a projection of the trackwire.workflow.* events in the log)",
         """

@@ -1,0 +1,66 @@
+"""Call a Python function (``package.module:function`` or ``path/to/file.py:function``) with the firing.
+
+The function gets ``context`` (the template variables) and the rendered ``args`` as keyword arguments;
+a coroutine function is awaited, a plain one runs in a thread. It runs inside the daemon: use plugin
+groups for untrusted or heavy code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trackwire.actions.base import ActionContext, ActionError
+from trackwire.actions.templating import render
+
+__all__ = ["check", "resolve", "run"]
+
+
+def check(params: dict[str, Any]) -> str | None:
+    target = params.get("function")
+    if not isinstance(target, str) or ":" not in target:
+        return "a plugin action needs 'function' as 'module:function' or 'file.py:function'"
+    if not isinstance(params.get("args", {}), dict):
+        return "a plugin action's 'args' must be a table"
+    return None
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    where, _, name = target.rpartition(":")
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            spec = importlib.util.spec_from_file_location(f"trackwire_action_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        fn = getattr(module, name)
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
+        raise ActionError(f"cannot load {target}: {type(exc).__name__}: {exc}", retry=False) from exc
+    if not callable(fn):
+        raise ActionError(f"{target} is not callable", retry=False)
+    return fn  # type: ignore[no-any-return]
+
+
+async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
+    fn = resolve(str(params["function"]))
+    variables = ctx.template_vars()
+    args = render(params.get("args", {}), variables)
+    try:
+        if inspect.iscoroutinefunction(fn):
+            result = await fn(context=variables, **args)
+        else:
+            result = await asyncio.to_thread(lambda: fn(context=variables, **args))
+    except ActionError:
+        raise
+    except Exception as exc:
+        raise ActionError(f"{params['function']} raised {type(exc).__name__}: {exc}") from exc
+    return f"{params['function']} returned {result!r}"[:300]

@@ -1,0 +1,156 @@
+"""Runs the actions of recorded firings: in order, each with a timeout and retries, each outcome recorded.
+
+A firing is recorded (``pending``) before any of its actions start; after a crash the pending firings are
+resumed and actions already recorded as finished are not run again. Every attempt of one action uses the
+same idempotency key (``<firing id>:<action index>``), so receivers can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from trackwire.actions import ActionContext, ActionError, run_action
+from trackwire.actions.base import Emit
+from trackwire.automations.state import AutomationState, FiringRecord
+from trackwire.config import AutomationSettings
+from trackwire.core.event import Event
+from trackwire.core.triggers import Automation, event_depth
+
+__all__ = ["ActionExecutor"]
+
+log = logging.getLogger("trackwire.automations.actions")
+
+GetEvents = Callable[[Sequence[int]], Awaitable[list[Event]]]
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class ActionExecutor:
+    automations: Callable[[], Mapping[str, Automation]]
+    state: AutomationState
+    settings: AutomationSettings
+    get_events: GetEvents
+    emit: Emit | None = None
+    on_start: Callable[[FiringRecord, int], None] | None = None
+
+    _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue, init=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _active: set[str] = field(default_factory=set, init=False)
+
+    def submit(self, firing_ids: Sequence[str]) -> None:
+        for firing_id in firing_ids:
+            self._queue.put_nowait(firing_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        pending = await asyncio.to_thread(self.state.pending_firings)
+        if pending:
+            log.info("resuming the actions of %d recorded firings", len(pending))
+        self.submit([r.id for r in pending])
+        limit = asyncio.Semaphore(self.settings.action_concurrency)
+        try:
+            while not stop.is_set():
+                firing_id = await self._queue.get()
+                if firing_id in self._active:
+                    continue
+                await limit.acquire()
+                self._active.add(firing_id)
+                task = asyncio.create_task(self._guarded(firing_id, limit), name=f"actions:{firing_id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def idle(self) -> bool:
+        return self._queue.empty() and not self._tasks
+
+    async def _guarded(self, firing_id: str, limit: asyncio.Semaphore) -> None:
+        try:
+            await self.execute(firing_id)
+        except Exception:
+            log.exception("actions of firing %s crashed; it stays pending", firing_id)
+        finally:
+            self._active.discard(firing_id)
+            limit.release()
+
+    async def execute(self, firing_id: str) -> FiringRecord | None:
+        record = await asyncio.to_thread(self.state.get_firing, firing_id)
+        if record is None or record.status != "pending":
+            return record
+        automation = self.automations().get(record.automation)
+        outcomes: list[dict[str, Any]] = list(record.outcomes)
+        if automation is None:
+            outcomes.append({"status": "failed", "error": "the automation is no longer defined", "finished": _stamp()})
+            await asyncio.to_thread(self.state.set_outcomes, firing_id, "failed", outcomes)
+            return await asyncio.to_thread(self.state.get_firing, firing_id)
+        events = await self.get_events(record.events)
+        trigger = next((e for e in events if e.id == record.triggering_event), None)
+        depth = max((event_depth(e) for e in events), default=0)
+        for index, spec in enumerate(automation.actions):
+            done = next((o for o in outcomes if o.get("action") == index), None)
+            if done is not None and done.get("status") in ("succeeded", "failed"):
+                continue
+            ctx = ActionContext(
+                automation=automation.name,
+                firing=record.to_json(),
+                events=tuple(events),
+                event=trigger,
+                idempotency_key=f"{record.id}:{index}",
+                settings=self.settings,
+                emit=self.emit,
+                depth=depth,
+            )
+            if self.on_start is not None:
+                self.on_start(record, index)
+            outcome = await self._attempts(index, spec, ctx)
+            outcomes = [o for o in outcomes if o.get("action") != index] + [outcome]
+            await asyncio.to_thread(self.state.set_outcomes, firing_id, "pending", outcomes)
+        status = "failed" if any(o.get("status") == "failed" for o in outcomes) else "succeeded"
+        await asyncio.to_thread(self.state.set_outcomes, firing_id, status, outcomes)
+        return await asyncio.to_thread(self.state.get_firing, firing_id)
+
+    async def _attempts(self, index: int, spec: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
+        kind = str(spec["type"])
+        params = {k: v for k, v in spec.items() if k not in ("type", "name", "timeout", "attempts")}
+        timeout = float(spec.get("timeout") or self.settings.action_timeout)
+        attempts = int(spec.get("attempts") or self.settings.action_attempts)
+        outcome: dict[str, Any] = {
+            "action": index,
+            "type": kind,
+            "name": spec.get("name") or kind,
+            "idempotency_key": ctx.idempotency_key,
+            "started": _stamp(),
+        }
+        errors: list[str] = []
+        for attempt in range(1, attempts + 1):
+            started = time.monotonic()
+            try:
+                detail = await asyncio.wait_for(run_action(kind, params, ctx, timeout), timeout)
+            except ActionError as exc:
+                errors.append(f"attempt {attempt}: {exc}")
+                if not exc.retry:
+                    break
+            except TimeoutError:
+                errors.append(f"attempt {attempt}: timed out after {timeout:g} s")
+            except Exception as exc:
+                errors.append(f"attempt {attempt}: {type(exc).__name__}: {exc}")
+            else:
+                outcome.update(status="succeeded", attempts=attempt, detail=detail, finished=_stamp())
+                outcome["seconds"] = round(time.monotonic() - started, 4)
+                if errors:
+                    outcome["errors"] = errors
+                return outcome
+            if attempt < attempts:
+                await asyncio.sleep(min(self.settings.action_backoff * 2 ** (attempt - 1), 60.0))
+        log.warning("automation %s action %d (%s) failed: %s", ctx.automation, index, kind, errors[-1])
+        outcome.update(status="failed", attempts=len(errors), error=errors[-1], errors=errors, finished=_stamp())
+        return outcome

@@ -1,0 +1,273 @@
+"""The automation service inside the daemon: evaluates every event of the log, sweeps proactive windows,
+records firings durably and hands them to the action executor; reloads definitions when files change.
+
+Durability: an event's delivery finishes only after the state it changed (and the firings it produced) is
+committed, in one transaction, together with the event's id (``automation_applied``). A redelivered
+event whose effect is already durable changes nothing; firing ids are derived from their causes, so a
+re-evaluation cannot record a firing twice. Commits are grouped: every handler waiting when a commit starts
+rides on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trackwire.automations.definitions import load_folder
+from trackwire.automations.executor import ActionExecutor
+from trackwire.automations.state import AutomationState, MemoryAutomationState, StateBatch
+from trackwire.core.clock import SystemClock
+from trackwire.core.event import Event, dumps
+from trackwire.core.triggers import Automation, Evaluator, Firing
+from trackwire.errors import Retry
+from trackwire.ports import Clock
+from trackwire.runtime.inprocess import InProcessConsumer
+
+if TYPE_CHECKING:
+    from trackwire.runtime.daemon import Daemon
+
+__all__ = ["GROUP", "AutomationService", "automation_service", "open_state"]
+
+log = logging.getLogger("trackwire.automations")
+
+GROUP = "automations"
+
+
+class _Everything:
+    """The automation group sees every event: it must notice leaders of ``follows`` whatever their type."""
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        return None
+
+    def matches(self, event: Event) -> bool:
+        return True
+
+
+def open_state(store: object) -> AutomationState:
+    """The state adapter for a store: SQLite tables next to the log, else in memory (not durable)."""
+    from trackwire.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from trackwire.store.sqlite.automation_state import SqliteAutomationState
+
+        return SqliteAutomationState(store.path)
+    log.warning("automation state is kept in memory for this store: a restart forgets half-full buckets")
+    return MemoryAutomationState()
+
+
+@dataclass
+class AutomationService:
+    daemon: Daemon
+    clock: Clock = field(default_factory=SystemClock)
+    state: AutomationState | None = None
+
+    evaluator: Evaluator = field(init=False)
+    executor: ActionExecutor = field(init=False)
+    errors: list[str] = field(default_factory=list, init=False)
+    ready: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _waiters: list[asyncio.Future[None]] = field(default_factory=list, init=False)
+    _kick: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _firings: list[Firing] = field(default_factory=list, init=False)
+    _applied_pending: list[int] = field(default_factory=list, init=False)
+    _applied: set[int] = field(default_factory=set, init=False)
+    _last_received: float = field(default=0.0, init=False)
+    _last_prune: float = field(default=0.0, init=False)
+
+    @property
+    def settings(self) -> Any:
+        return self.daemon.settings.automations
+
+    @property
+    def folder(self) -> Path | None:
+        path = self.settings.path
+        return None if path is None else self.daemon.settings.resolve(path)
+
+    def _load(self, previous: Sequence[Automation] = ()) -> list[Automation]:
+        if self.folder is None:
+            return []
+        automations, errors = load_folder(self.folder)
+        self.errors = [str(e) for e in errors]
+        broken = {getattr(e, "path", None) for e in errors}
+        kept = [a for a in previous if a.source in broken and a.name not in {b.name for b in automations}]
+        for problem in self.errors:
+            log.error("automation file problem (keeping the previous version, if any): %s", problem)
+        return automations + kept
+
+    async def run(self) -> None:
+        daemon = self.daemon
+        assert daemon.store is not None
+        store = daemon.store
+        if self.state is None:
+            self.state = await asyncio.to_thread(open_state, store)
+        state = self.state
+        loaded = await asyncio.to_thread(state.load_state)
+        self.evaluator = Evaluator(
+            self._load(),
+            loaded,
+            lateness=self.settings.lateness,
+            max_depth=self.settings.max_depth,
+            follow_bound=self.settings.follow_bound,
+        )
+        self.evaluator.start(self.clock.time())
+        record = await asyncio.to_thread(store.register_group, GROUP, store.last_id())
+        self._applied = await asyncio.to_thread(state.applied, record.position)
+        self.executor = ActionExecutor(
+            lambda: self.evaluator.by_name, state, self.settings, self._get_events, self._emit
+        )
+        log.info("automations: %d loaded from %s", len(self.evaluator.by_name), self.folder)
+        tasks = [
+            asyncio.create_task(self._flusher(), name="automations:flusher"),
+            asyncio.create_task(self.executor.run(daemon.stop_event), name="automations:actions"),
+        ]
+        try:
+            await daemon.add_consumer_group(
+                GROUP, [InProcessConsumer("automations.evaluate", _Everything(), self._handle)]
+            )
+            tasks.append(asyncio.create_task(self._sweeper(), name="automations:sweeper"))
+            tasks.append(asyncio.create_task(self._watch(), name="automations:reload"))
+            self.ready.set()
+            await daemon.stop_event.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            state.close()
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def _low_water(self) -> int:
+        runner = self.daemon.runners.get(GROUP)
+        return runner.ledger.position if runner is not None else 0
+
+    async def _handle(self, event: Event) -> None:
+        if event.id is not None and event.id in self._applied:
+            return
+        firings = self.evaluator.on_event(event, self.clock.time(), self._low_water())
+        self._firings.extend(firings)
+        if event.id is not None:
+            self._applied_pending.append(event.id)
+        if event.received is not None:
+            self._last_received = max(self._last_received, event.received.timestamp())
+        await self._commit()
+
+    def as_of(self) -> float:
+        """The time proactive windows are judged at: now when the group has read the whole log, else the
+        receive time of the newest evaluated event (a backlog must not make expected events look absent)."""
+        runner = self.daemon.runners.get(GROUP)
+        tail = self.daemon.tail
+        now = self.clock.time()
+        if runner is None or tail is None or runner.ledger.read_pos >= tail.last:
+            return now
+        return min(now, self._last_received) if self._last_received else now
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval)
+            try:
+                self._firings.extend(self.evaluator.sweep(self.as_of()))
+                if self._firings or self.evaluator.dirty or time.monotonic() - self._last_prune > 30:
+                    await self._commit()
+            except Retry:
+                log.warning("automation state could not be written; the sweep will run again")
+
+    # -- group commit ----------------------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self._kick.set()
+        await future
+
+    def _take(self) -> StateBatch:
+        evaluator = self.evaluator
+        dirty, evaluator.dirty = evaluator.dirty, set()
+        upserts = tuple((k, dumps(evaluator.state[k])) for k in dirty if k in evaluator.state)
+        deletes = tuple(k for k in dirty if k not in evaluator.state)
+        firings, self._firings = tuple(self._firings), []
+        applied, self._applied_pending = tuple(self._applied_pending), []
+        prune = None
+        if time.monotonic() - self._last_prune > 30:
+            self._last_prune = time.monotonic()
+            prune = self._low_water()
+            self._applied = {i for i in self._applied if i > prune}
+        return StateBatch(upserts, deletes, firings, applied, prune)
+
+    async def _flusher(self) -> None:
+        assert self.state is not None
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            waiters, self._waiters = self._waiters, []
+            batch = self._take()
+            try:
+                new = await asyncio.to_thread(self.state.commit, batch)
+            except Exception as exc:
+                log.exception("could not write automation state; reloading it from the store")
+                await self._reset()
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(Retry(f"automation state not written: {exc}", after=1.0))
+                continue
+            self._applied.update(batch.applied)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if new:
+                self.executor.submit(new)
+
+    async def _reset(self) -> None:
+        assert self.state is not None
+        loaded = await asyncio.to_thread(self.state.load_state)
+        self.evaluator.state = loaded
+        self.evaluator.dirty = set()
+        self.evaluator.reload(self.evaluator.automations)
+        self._firings = []
+        self._applied_pending = []
+
+    # -- definitions -----------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        previous = list(self.evaluator.automations)
+        self.evaluator.reload(await asyncio.to_thread(self._load, previous))
+        self.evaluator.start(self.clock.time())
+        names = sorted(self.evaluator.by_name)
+        log.info("automations reloaded: %d (%s)", len(names), ", ".join(names))
+        await self._commit()
+
+    async def _watch(self) -> None:
+        folder = self.folder
+        if folder is None:
+            return
+        from watchfiles import awatch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        async for _changes in awatch(folder, stop_event=self.daemon.stop_event, debounce=200, step=50):
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading automations failed; keeping the previous ones")
+
+    # -- what actions need from the daemon ---------------------------------------------------------
+
+    async def _get_events(self, ids: Sequence[int]) -> list[Event]:
+        assert self.daemon.store is not None
+        records = await asyncio.to_thread(self.daemon.store.get_records, list(ids))
+        return [r.event for r in records]
+
+    async def _emit(self, events: Sequence[Event]) -> Sequence[int | None]:
+        assert self.daemon.store is not None
+        result = await asyncio.to_thread(self.daemon.store.append, list(events))
+        self.daemon.notify_appended()
+        return result.ids
+
+
+async def automation_service(daemon: Daemon) -> None:
+    """The daemon service (see ``Daemon._make_services``)."""
+    service = AutomationService(daemon)
+    daemon.automations = service  # type: ignore[attr-defined]
+    await service.run()

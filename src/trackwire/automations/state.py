@@ -1,0 +1,151 @@
+"""The port for durable automation state, and an in-memory adapter (dry runs, tests, non-SQLite stores).
+
+The SQLite adapter is :class:`trackwire.store.sqlite.automation_state.SqliteAutomationState`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from trackwire.core.event import dumps, loads
+from trackwire.core.triggers import Firing, StateKey
+
+__all__ = ["AutomationState", "FiringRecord", "MemoryAutomationState", "StateBatch"]
+
+
+@dataclass(frozen=True, slots=True)
+class FiringRecord:
+    """A recorded firing: what caused it, and each action's outcome (``status``: pending/succeeded/failed)."""
+
+    id: str
+    automation: str
+    path: str
+    key: str
+    at: float
+    reason: str
+    events: tuple[int, ...]
+    window: tuple[float, float]
+    triggering_event: int | None
+    status: str
+    outcomes: list[dict[str, Any]]
+    created: str
+    updated: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "automation": self.automation,
+            "trigger": self.path,
+            "key": self.key,
+            "at": self.at,
+            "reason": self.reason,
+            "events": list(self.events),
+            "window": list(self.window),
+            "triggering_event": self.triggering_event,
+            "status": self.status,
+            "outcomes": self.outcomes,
+            "created": self.created,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StateBatch:
+    """One durable write: changed state entries (JSON text), removed ones, new firings, evaluated events."""
+
+    upserts: tuple[tuple[StateKey, str], ...] = ()
+    deletes: tuple[StateKey, ...] = ()
+    firings: tuple[Firing, ...] = ()
+    applied: tuple[int, ...] = ()
+    prune_applied_upto: int | None = None
+
+
+class AutomationState(Protocol):
+    def load_state(self) -> dict[StateKey, dict[str, Any]]: ...
+
+    def state_of(self, automation: str) -> list[tuple[str, str, dict[str, Any]]]: ...
+
+    def applied(self, after: int) -> set[int]: ...
+
+    def commit(self, batch: StateBatch) -> list[str]:
+        """Apply the batch atomically; return the ids of firings not recorded before."""
+
+    def get_firing(self, firing_id: str) -> FiringRecord | None: ...
+
+    def pending_firings(self) -> list[FiringRecord]: ...
+
+    def firings(self, automation: str | None = None, limit: int = 50) -> list[FiringRecord]: ...
+
+    def counts(self) -> dict[str, dict[str, int]]: ...
+
+    def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class MemoryAutomationState:
+    """Keeps everything in dicts; same behaviour as the SQLite adapter, without durability."""
+
+    state: dict[StateKey, str] = field(default_factory=dict)
+    records: dict[str, FiringRecord] = field(default_factory=dict)
+    applied_ids: set[int] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load_state(self) -> dict[StateKey, dict[str, Any]]:
+        return {k: loads(v) for k, v in self.state.items()}
+
+    def state_of(self, automation: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return sorted((k[1], k[2], loads(v)) for k, v in self.state.items() if k[0] == automation)
+
+    def applied(self, after: int) -> set[int]:
+        return {i for i in self.applied_ids if i > after}
+
+    def commit(self, batch: StateBatch) -> list[str]:
+        stamp = datetime.now(UTC).isoformat()
+        new: list[str] = []
+        with self._lock:
+            for key, value in batch.upserts:
+                self.state[key] = value
+            for key in batch.deletes:
+                self.state.pop(key, None)
+            for f in batch.firings:
+                if f.id not in self.records:
+                    self.records[f.id] = FiringRecord(
+                        f.id, f.automation, f.path, f.key, f.at, f.reason, f.events, f.window, f.triggering_event,
+                        "pending", [], stamp, stamp,
+                    )  # fmt: skip
+                    new.append(f.id)
+            self.applied_ids.update(batch.applied)
+            if batch.prune_applied_upto is not None:
+                self.applied_ids = {i for i in self.applied_ids if i > batch.prune_applied_upto}
+        return new
+
+    def get_firing(self, firing_id: str) -> FiringRecord | None:
+        return self.records.get(firing_id)
+
+    def pending_firings(self) -> list[FiringRecord]:
+        return [r for r in self.records.values() if r.status == "pending"]
+
+    def firings(self, automation: str | None = None, limit: int = 50) -> list[FiringRecord]:
+        found = [r for r in self.records.values() if automation is None or r.automation == automation]
+        return sorted(found, key=lambda r: (r.created, r.id), reverse=True)[:limit]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self.records.values():
+            out.setdefault(r.automation, {}).setdefault(r.status, 0)
+            out[r.automation][r.status] += 1
+        return out
+
+    def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None:
+        record = self.records[firing_id]
+        self.records[firing_id] = replace(
+            record, status=status, outcomes=loads(dumps(list(outcomes))), updated=datetime.now(UTC).isoformat()
+        )
+
+    def close(self) -> None:
+        return None

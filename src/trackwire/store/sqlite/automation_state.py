@@ -1,0 +1,123 @@
+"""Automation state in the embedded store: trigger buckets, firings and their action outcomes.
+
+Its own connection to the database file (SQLite serialises writers). :meth:`commit` writes the
+changed trigger state, the new firings and the ids of the events they came from in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from trackwire.automations.state import FiringRecord, StateBatch
+from trackwire.core.event import dumps, loads
+from trackwire.core.triggers import StateKey
+from trackwire.store.sqlite import automation_queries as q
+from trackwire.store.sqlite.migrations import MIGRATIONS, migrate
+
+__all__ = ["SqliteAutomationState"]
+
+
+def _record(values: tuple[Any, ...]) -> FiringRecord:
+    (ident, automation, path, bkey, fired_at, reason, events, start, end, triggering, status, outcomes, created,
+     updated) = values  # fmt: skip
+    return FiringRecord(
+        ident, automation, path, bkey, fired_at, reason, tuple(loads(events)), (start, end), triggering, status,
+        loads(outcomes), created, updated,
+    )  # fmt: skip
+
+
+class SqliteAutomationState:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        migrate(self._conn)
+        # A database migrated past 2 before this migration existed still gets its tables (all IF NOT EXISTS).
+        script = next(s for n, _, s in MIGRATIONS if n == 2)
+        for statement in script.split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def load_state(self) -> dict[StateKey, dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(q.LOAD_STATE).fetchall()
+        return {(a, p, k): loads(s) for a, p, k, s in rows}
+
+    def state_of(self, automation: str) -> list[tuple[str, str, dict[str, Any]]]:
+        with self._lock:
+            rows = self._conn.execute(q.STATE_OF, (automation,)).fetchall()
+        return [(p, k, loads(s)) for p, k, s in rows]
+
+    def applied(self, after: int) -> set[int]:
+        with self._lock:
+            return {int(r[0]) for r in self._conn.execute(q.LOAD_APPLIED, (after,)).fetchall()}
+
+    def commit(self, batch: StateBatch) -> list[str]:
+        """Write the batch in one transaction; return the ids of the firings that were new."""
+        stamp = datetime.now(UTC).isoformat()
+        new: list[str] = []
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if batch.upserts:
+                    conn.executemany(q.UPSERT_STATE, [(*k, v, stamp) for k, v in batch.upserts])
+                if batch.deletes:
+                    conn.executemany(q.DELETE_STATE, list(batch.deletes))
+                for f in batch.firings:
+                    cur = conn.execute(
+                        q.INSERT_FIRING,
+                        (f.id, f.automation, f.path, f.key, f.at, f.reason, dumps(list(f.events)), f.window[0],
+                         f.window[1], f.triggering_event, stamp, stamp),
+                    )  # fmt: skip
+                    if cur.rowcount:
+                        new.append(f.id)
+                if batch.applied:
+                    conn.executemany(q.INSERT_APPLIED, [(i,) for i in batch.applied])
+                if batch.prune_applied_upto is not None:
+                    conn.execute(q.PRUNE_APPLIED, (batch.prune_applied_upto,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return new
+
+    def get_firing(self, firing_id: str) -> FiringRecord | None:
+        with self._lock:
+            row = self._conn.execute(q.GET_FIRING, (firing_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def pending_firings(self) -> list[FiringRecord]:
+        with self._lock:
+            return [_record(r) for r in self._conn.execute(q.PENDING_FIRINGS).fetchall()]
+
+    def firings(self, automation: str | None = None, limit: int = 50) -> list[FiringRecord]:
+        with self._lock:
+            if automation is None:
+                rows = self._conn.execute(q.RECENT_FIRINGS, (limit,)).fetchall()
+            else:
+                rows = self._conn.execute(q.FIRINGS_OF, (automation, limit)).fetchall()
+        return [_record(r) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for automation, status, n in self._conn.execute(q.COUNT_FIRINGS).fetchall():
+                out.setdefault(automation, {})[status] = n
+        return out
+
+    def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None:
+        stamp = datetime.now(UTC).isoformat()
+        with self._lock:
+            self._conn.execute(q.SET_OUTCOMES, (status, dumps(list(outcomes)), stamp, firing_id))
