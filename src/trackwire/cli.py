@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from trackwire.automations.commands import app as automations_app
 from trackwire.config import Settings, load_settings
 from trackwire.core.event import Event, Ref, dumps
 from trackwire.errors import ConfigError, TrackwireError
@@ -28,6 +29,7 @@ deadletters_app = typer.Typer(help="Inspect, replay and discard dead-lettered de
 plugins_app = typer.Typer(help="List plugins and reactivate deactivated ones.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(automations_app, name="automations")
 app.add_typer(workflows_app, name="workflows")
 
 console = Console()

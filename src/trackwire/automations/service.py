@@ -77,6 +77,7 @@ class AutomationService:
     _applied: set[int] = field(default_factory=set, init=False)
     _last_received: float = field(default=0.0, init=False)
     _last_prune: float = field(default=0.0, init=False)
+    _watermark: int = field(default=0, init=False)
 
     @property
     def settings(self) -> Any:
@@ -114,8 +115,13 @@ class AutomationService:
             follow_bound=self.settings.follow_bound,
         )
         self.evaluator.start(self.clock.time())
-        record = await asyncio.to_thread(store.register_group, GROUP, store.last_id())
-        self._applied = await asyncio.to_thread(state.applied, record.position)
+        # A new automations group starts where the log ended when the daemon started (the tail still holds
+        # everything after it), so events appended while the definitions load are not missed.
+        start = daemon.tail.first_retained - 1 if daemon.tail is not None else store.last_id()
+        record = await asyncio.to_thread(store.register_group, GROUP, start)
+        self._applied = await asyncio.to_thread(state.applied, 0)
+        self._watermark = await self._compute_watermark(record.position)
+        self._last_prune = time.monotonic()
         self.executor = ActionExecutor(
             lambda: self.evaluator.by_name, state, self.settings, self._get_events, self._emit
         )
@@ -141,8 +147,19 @@ class AutomationService:
     # -- evaluation ------------------------------------------------------------------------------
 
     def _low_water(self) -> int:
+        """Every event up to this id has been evaluated and will not be delivered again (as far as known)."""
+        return self._watermark
+
+    async def _refresh_watermark(self) -> None:
+        """The group's durable position, lowered to below its oldest unfinished delivery (those run again)."""
         runner = self.daemon.runners.get(GROUP)
-        return runner.ledger.position if runner is not None else 0
+        if runner is not None:
+            self._watermark = await self._compute_watermark(runner.ledger.position)
+
+    async def _compute_watermark(self, position: int) -> int:
+        assert self.daemon.store is not None
+        rows = await asyncio.to_thread(self.daemon.store.load_rows, GROUP, ("pending", "running", "retry"))
+        return min([position, *(r.event_id - 1 for r in rows)])
 
     async def _handle(self, event: Event) -> None:
         if event.id is not None and event.id in self._applied:
@@ -170,7 +187,10 @@ class AutomationService:
             await asyncio.sleep(self.settings.sweep_interval)
             try:
                 self._firings.extend(self.evaluator.sweep(self.as_of()))
-                if self._firings or self.evaluator.dirty or time.monotonic() - self._last_prune > 30:
+                prune_due = time.monotonic() - self._last_prune > 30
+                if prune_due:
+                    await self._refresh_watermark()
+                if self._firings or self.evaluator.dirty or prune_due:
                     await self._commit()
             except Retry:
                 log.warning("automation state could not be written; the sweep will run again")
@@ -191,7 +211,7 @@ class AutomationService:
         firings, self._firings = tuple(self._firings), []
         applied, self._applied_pending = tuple(self._applied_pending), []
         prune = None
-        if time.monotonic() - self._last_prune > 30:
+        if time.monotonic() - self._last_prune > 30 and self._watermark > 0:
             self._last_prune = time.monotonic()
             prune = self._low_water()
             self._applied = {i for i in self._applied if i > prune}
