@@ -12,9 +12,13 @@ service on SQLite and measures, for a burst of 1,000 events, the time from appen
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
+import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from trackwire.core.event import Event, Ref
 from trackwire.core.triggers import Automation, CompoundTrigger, Evaluator, EventTrigger, parse_predicate
@@ -89,12 +93,114 @@ def core(n: int = 20_000) -> float:
     return rate
 
 
+def automation_files(folder: Path, action_file: Path) -> None:
+    """The same mix as ``automations()`` as TOML files, plus one immediate automation with an action."""
+    lines: list[str] = []
+    for i in range(99):
+        kind = i % 10
+        lines.append(f'[[automation]]\nname = "auto{i}"\n[automation.trigger]')
+        if kind < 7:
+            lines.append(
+                f'expect = ["Shotgun_Shot_Change"]\nfor_each = ["entity.id"]\nthreshold = {3 + i % 5}\nwithin = 300\n'
+                f'where = {{ path = "data.frames", op = "gt", value = {i % 50} }}'
+            )
+        elif kind < 9:
+            lines.append(
+                'after = ["Shotgun_Shot_Change"]\nexpect = ["Shotgun_Shot_Change"]\nposture = "proactive"\n'
+                'for_each = ["entity.id"]\nwithin = 600'
+            )
+        else:
+            lines.append("require = 2\nwithin = 120")
+            for threshold in (2, 4):
+                lines.append(
+                    '[[automation.trigger.triggers]]\nexpect = ["Shotgun_Shot_Change"]\nfor_each = ["entity.id"]\n'
+                    f"threshold = {threshold}\nwithin = 60"
+                )
+    lines.append(
+        '[[automation]]\nname = "immediate"\n[automation.trigger]\nexpect = ["Shotgun_Shot_Change"]\n'
+        f'[[automation.actions]]\ntype = "plugin"\nfunction = "{action_file}:noop"'
+    )
+    (folder / "bench.toml").write_text("\n".join(lines) + "\n")
+
+
+def burst(n: int = 1000) -> None:
+    """A burst of ``n`` events into a real daemon (SQLite, FULL sync): latency from append to action start."""
+    from trackwire.automations.service import AutomationService
+    from trackwire.config import load_settings
+    from trackwire.runtime.daemon import Daemon
+    from trackwire.store.sqlite import SqliteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "automations").mkdir()
+        (root / "noop.py").write_text("def noop(context):\n    return None\n")
+        automation_files(root / "automations", root / "noop.py")
+        starts: dict[int, float] = {}
+
+        async def main() -> tuple[float, float]:
+            settings = load_settings(
+                None,
+                overrides={
+                    "store.url": f"sqlite:///{root / 'tw.db'}",
+                    "web.enabled": False,
+                    "log.file": "",
+                    "log.level": "WARNING",
+                    "automations": {"path": str(root / "automations"), "action_concurrency": 64},
+                },
+            )
+            store = SqliteStore(root / "tw.db")
+            daemon = Daemon(settings, store=store)
+            runner = asyncio.create_task(daemon.run(install_signals=False))
+            while getattr(daemon, "automations", None) is None:
+                await asyncio.sleep(0.01)
+            service: AutomationService = daemon.automations  # type: ignore[attr-defined]
+            await service.ready.wait()
+            service.executor.on_start = lambda record, index: starts.setdefault(
+                record.triggering_event or 0, time.perf_counter()
+            )
+            batch = [
+                Event(
+                    source="bench",
+                    source_id=str(i),
+                    type="Shotgun_Shot_Change",
+                    entity=Ref("Shot", i % 1000),
+                    data={"frames": i % 100},
+                )
+                for i in range(n)
+            ]
+            appended = time.perf_counter()
+            await asyncio.to_thread(store.append, batch)
+            daemon.notify_appended()
+            deadline = time.perf_counter() + 120
+            while len(starts) < n and time.perf_counter() < deadline:
+                await asyncio.sleep(0.005)
+            drained = time.perf_counter() - appended
+            daemon.request_stop()
+            await runner
+            return appended, drained
+
+        appended, drained = asyncio.run(main())
+        latencies = sorted(t - appended for t in starts.values())
+        if not latencies:
+            print("burst: no action started")
+            return
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"burst: {n} events into a daemon with 100 automations: {len(latencies)} actions started, "
+            f"drained in {drained:.2f} s; event->action start p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"max {latencies[-1] * 1000:.0f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--core", action="store_true", help="only the pure evaluator")
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     core(args.events)
+    if not args.core:
+        burst()
 
 
 if __name__ == "__main__":

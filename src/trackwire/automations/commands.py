@@ -118,7 +118,8 @@ def show(name: str, config: ConfigOption = None, limit: int = 20) -> None:
 def test(
     file: Annotated[Path, typer.Argument(help="an automation file (TOML)")],
     events: Annotated[Path, typer.Option("--events", help="recorded events, one JSON envelope per line")],
-    lateness: Annotated[float, typer.Option(help="allowed lateness, seconds")] = 60.0,
+    lateness: Annotated[float | None, typer.Option(help="allowed lateness, seconds (default: the config's)")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Dry run: what FILE's automations would fire for the recorded events, and when (no actions run)."""
     try:
@@ -127,6 +128,8 @@ def test(
     except (ConfigError, ValueError, OSError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if lateness is None:
+        lateness = _settings(config).automations.lateness if config is not None else 60.0
     outcomes = dry_run(automations, recorded, lateness=lateness)
     table = Table("when", "automation", "trigger", "key", "reason", "events")
     for o in outcomes:

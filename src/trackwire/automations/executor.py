@@ -113,7 +113,8 @@ class ActionExecutor:
                 self.on_start(record, index)
             outcome = await self._attempts(index, spec, ctx)
             outcomes = [o for o in outcomes if o.get("action") != index] + [outcome]
-            await asyncio.to_thread(self.state.set_outcomes, firing_id, "pending", outcomes)
+            if index < len(automation.actions) - 1:  # the last outcome is written with the final status
+                await asyncio.to_thread(self.state.set_outcomes, firing_id, "pending", outcomes)
         status = "failed" if any(o.get("status") == "failed" for o in outcomes) else "succeeded"
         await asyncio.to_thread(self.state.set_outcomes, firing_id, status, outcomes)
         return await asyncio.to_thread(self.state.get_firing, firing_id)

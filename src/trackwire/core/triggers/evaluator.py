@@ -102,6 +102,9 @@ class Evaluator:
     _seen_order: deque[int] = field(default_factory=deque, init=False)
     _digests: dict[str, str] = field(default_factory=dict, init=False)
     _parked: dict[str, list[StateKey]] = field(default_factory=dict, init=False)
+    _by_type: dict[str, list[tuple[_Leaf, bool, bool]]] = field(default_factory=dict, init=False)
+    _proactive: set[StateKey] = field(default_factory=set, init=False)
+    _next_due: float = field(default=float("-inf"), init=False)
 
     def __post_init__(self) -> None:
         self.reload(self.automations)
@@ -115,7 +118,10 @@ class Evaluator:
         for automation in self.by_name.values():
             self._collect(automation, automation.trigger, "t", ())
         self._index = TypeIndex(self._leaves)
+        self._by_type = {}
         self._parked = {}
+        self._proactive = {k for k, v in self.state.items() if v.get("p")}
+        self._next_due = float("-inf")
         for skey in list(self.state):
             name = skey[0]
             if name == PARKED:
@@ -146,10 +152,15 @@ class Evaluator:
         value["v"] = self._digests.get(skey[0], "")
         self.state[skey] = value
         self.dirty.add(skey)
+        if value.get("p"):
+            self._proactive.add(skey)
+            for window in value["windows"]:
+                self._next_due = min(self._next_due, window["e"] + self.lateness)
 
     def _drop(self, skey: StateKey) -> None:
         if self.state.pop(skey, None) is not None:
             self.dirty.add(skey)
+            self._proactive.discard(skey)
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -199,15 +210,12 @@ class Evaluator:
     def _evaluate(self, event: Event, now: float) -> list[Firing]:
         out: list[Firing] = []
         origin = event_origin(event)
-        for position in self._index.candidates(event.type):
-            leaf = self._leaves[position]
+        keys: dict[tuple[str, ...], str] = {}
+        for leaf, expected, opens in self._interested(event):
             trigger = leaf.trigger
             name = leaf.automation.name
             if origin == name and not leaf.automation.allow_self:
                 self._note(f"{name} {leaf.path}: event {event.id} came from this automation's own action")
-                continue
-            expected, opens = trigger.expects(event), trigger.opens(event)
-            if not (expected or opens):
                 continue
             if self.trace is not None:
                 problem = trigger.why_not(event, now)
@@ -216,7 +224,9 @@ class Evaluator:
                     continue
             elif not trigger.matches(event, now):
                 continue
-            key = bucket_key(trigger, event)
+            key = keys.get(trigger.for_each)
+            if key is None:
+                key = keys[trigger.for_each] = bucket_key(trigger, event)
             if trigger.posture == "reactive":
                 fired = self._reactive(leaf, key, event, expected, opens)
             else:
@@ -224,6 +234,21 @@ class Evaluator:
             for firing in fired:
                 out.extend(self._propagate(leaf, firing))
         return out
+
+    def _interested(self, event: Event) -> list[tuple[_Leaf, bool, bool]]:
+        """The leaves whose ``expect`` or ``after`` take this event type, computed once per type."""
+        found = self._by_type.get(event.type)
+        if found is None:
+            found = []
+            for position in self._index.candidates(event.type):
+                leaf = self._leaves[position]
+                expected, opens = leaf.trigger.expects(event), leaf.trigger.opens(event)
+                if expected or opens:
+                    found.append((leaf, expected, opens))
+            if len(self._by_type) > 10_000:
+                self._by_type.clear()
+            self._by_type[event.type] = found
+        return found
 
     def _reactive(self, leaf: _Leaf, key: str, event: Event, expected: bool, opens: bool) -> list[Firing]:
         trig, name = leaf.trigger, leaf.automation.name
@@ -359,11 +384,24 @@ class Evaluator:
         Buckets are visited by key from a snapshot of the keys, and a fired window is removed from its
         bucket in the same step, so nothing is skipped or fired twice however often this runs.
         """
+        out: list[Firing] = self._sweep_windows(now) if now >= self._next_due else []
+        for leader, keys in list(self._parked.items()):
+            late = [k for k in keys if now - self.state[k]["since"] >= self.follow_bound]
+            for skey in late:
+                self._note(f"event {skey[2]}: its leader {leader} never came; released")
+                keys.remove(skey)
+            if not keys:
+                self._parked.pop(leader, None)
+            out.extend(self._release(late, now))
+        return out
+
+    def _sweep_windows(self, now: float) -> list[Firing]:
         out: list[Firing] = []
         leaves = {(leaf.automation.name, leaf.path): leaf for leaf in self._leaves}
-        for skey in sorted(k for k, v in self.state.items() if v.get("p")):
+        self._next_due = float("inf")
+        for skey in sorted(self._proactive):
             leaf = leaves.get((skey[0], skey[1]))
-            if leaf is None:
+            if leaf is None or skey not in self.state:
                 continue
             trig = leaf.trigger
             bucket = self.state[skey]
@@ -389,14 +427,8 @@ class Evaluator:
                     self._put(skey, bucket)
                 else:
                     self._drop(skey)
-        for leader, keys in list(self._parked.items()):
-            late = [k for k in keys if now - self.state[k]["since"] >= self.follow_bound]
-            for skey in late:
-                self._note(f"event {skey[2]}: its leader {leader} never came; released")
-                keys.remove(skey)
-            if not keys:
-                self._parked.pop(leader, None)
-            out.extend(self._release(late, now))
+            for window in windows:
+                self._next_due = min(self._next_due, window["e"] + self.lateness)
         return out
 
     # -- firing and composition ----------------------------------------------------------------------

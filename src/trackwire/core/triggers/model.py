@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from trackwire.core.event import Event
 from trackwire.core.matching import _MISSING, lookup_path
-from trackwire.core.triggers.predicates import LabelSpec, Predicate, related_resources, related_why_not
+from trackwire.core.triggers.predicates import LabelSpec, Predicate, related_resources, related_why_not, resolve
 
 __all__ = ["Automation", "CompoundTrigger", "EventTrigger", "SequenceTrigger", "Trigger", "bucket_key"]
 
@@ -92,7 +92,7 @@ def bucket_key(trigger: EventTrigger, event: Event) -> str:
             found = next((r.get(label) for r in related_resources(event) if r.get("role") == role), None)
             parts.append("" if found is None else str(found))
             continue
-        value = lookup_path(event, path)
+        value = resolve(event, path)
         parts.append("" if value is _MISSING or value is None else str(value))
     return "|".join(parts)
 
