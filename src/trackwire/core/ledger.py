@@ -151,6 +151,7 @@ class GroupLedger:
     _timers: list[tuple[float, int]] = field(init=False, default_factory=list)
     _settled: set[int] = field(init=False, default_factory=set)
     running_ids: set[int] = field(init=False, default_factory=set)
+    _finished_max: int = field(init=False, default=0)  # the newest event finished so far
 
     def __post_init__(self) -> None:
         self.read_pos = self.position
@@ -293,6 +294,8 @@ class GroupLedger:
         if item is None:
             return
         self._forget(item)
+        if event_id > self._finished_max:
+            self._finished_max = event_id
         if item.persisted:
             self._deletes.add(event_id)
 
@@ -405,7 +408,7 @@ class GroupLedger:
         """Whether an item is held up (running long, waiting to retry, or queued behind such an item).
 
         Items merely queued for a free worker are not stalled: the position catches up with them soon,
-        so they need no row.
+        so they need no row (unless newer events already finished, see :meth:`checkpoint`).
         """
         if item.state is State.RETRY:
             return True
@@ -420,14 +423,20 @@ class GroupLedger:
         """Plan the next durable write; call :meth:`committed` once it is written.
 
         The position moves up to the oldest unfinished item without a row. Rows are written for the
-        oldest items (in id order) that are older than ``persist_after`` and stalled, so a slow or failing
-        key never holds the position back; retries and dead letters always get a row.
+        oldest items (in id order) that are older than ``persist_after`` and either stalled or behind a
+        newer event that already finished (holding the position there would make a crash redo that
+        finished work), so a slow or failing key never holds the position back and a restart redoes only
+        recent work; retries and dead letters always get a row. Items merely queued, with nothing newer
+        finished, need no row: the position catches up with them.
         """
         upserts: dict[int, DeliveryRow] = {}
         first_unpersisted: int | None = None
         for event_id in self._unpersisted:
             item = self.items[event_id]
-            if not persist_all and (now - item.since < self.persist_after or not self._stalled(item, now)):
+            if not persist_all and (
+                now - item.since < self.persist_after
+                or (event_id > self._finished_max and not self._stalled(item, now))
+            ):
                 first_unpersisted = event_id
                 break
             upserts[event_id] = item.row()

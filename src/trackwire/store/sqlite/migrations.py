@@ -153,6 +153,12 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             break
         try:
             conn.execute("BEGIN IMMEDIATE")
+            # Another process may have migrated while we waited for the write lock: read the version again.
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if current >= number:
+                conn.execute("COMMIT")
+                version = current
+                continue
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)

@@ -20,3 +20,23 @@ def test_a_fresh_database_gets_every_migration_in_number_order() -> None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"events", "source_cursors", "groups", "deliveries"} <= tables
     assert migrate(conn) == LATEST, "a second run changes nothing"
+
+
+def test_two_processes_opening_a_fresh_store_at_once_both_succeed(tmp_path: object) -> None:
+    import multiprocessing
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "race.db"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        versions = pool.map(_open_and_migrate, [str(path)] * 8)
+    assert versions == [LATEST] * 8
+
+
+def _open_and_migrate(path: str) -> int:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        return migrate(conn)
+    finally:
+        conn.close()
