@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from trackwire.automations.definitions import load_file, load_folder
-from trackwire.automations.dryrun import describe, dry_run, read_events
-from trackwire.automations.state import AutomationState, FiringRecord
 from trackwire.config import Settings, load_settings
-from trackwire.core.event import Event
-from trackwire.core.triggers import Automation
 from trackwire.errors import ConfigError
+
+if TYPE_CHECKING:  # imported inside the commands, so `trackwire` starts fast
+    from trackwire.automations.state import AutomationState, FiringRecord
+    from trackwire.core.event import Event
+    from trackwire.core.triggers import Automation
 
 __all__ = ["app"]
 
@@ -36,6 +36,8 @@ def _settings(config: Path | None) -> Settings:
 
 
 def _definitions(settings: Settings) -> tuple[list[Automation], list[ConfigError]]:
+    from trackwire.automations.definitions import load_folder
+
     path = settings.automations.path
     if path is None:
         err.print("no automations folder configured ([automations] path = ...)")
@@ -67,6 +69,8 @@ def _firings_table(records: list[FiringRecord]) -> Table:
 @app.command("list")
 def list_(config: ConfigOption = None) -> None:
     """Every automation in the configured folder, with its firing counts."""
+    from trackwire.automations.dryrun import describe
+
     settings = _settings(config)
     automations, errors = _definitions(settings)
     state = _state(settings)
@@ -91,6 +95,8 @@ def list_(config: ConfigOption = None) -> None:
 @app.command()
 def show(name: str, config: ConfigOption = None, limit: int = 20) -> None:
     """One automation: its trigger, actions, open buckets and recent firings with action outcomes."""
+    from trackwire.automations.dryrun import describe
+
     settings = _settings(config)
     automations, _ = _definitions(settings)
     found = next((a for a in automations if a.name == name), None)
@@ -122,6 +128,9 @@ def test(
     config: ConfigOption = None,
 ) -> None:
     """Dry run: what FILE's automations would fire for the recorded events, and when (no actions run)."""
+    from trackwire.automations.definitions import load_file
+    from trackwire.automations.dryrun import dry_run, read_events
+
     try:
         automations = load_file(file)
         recorded = read_events(events)
@@ -149,6 +158,8 @@ def explain(
     event: Annotated[int | None, typer.Option("--event", help="only what concerns this event id")] = None,
 ) -> None:
     """Why NAME fired or did not: replays events (from empty state) with a trace, and lists recorded firings."""
+    from trackwire.automations.dryrun import dry_run, read_events
+
     settings = _settings(config)
     automations, _ = _definitions(settings)
     found = next((a for a in automations if a.name == name), None)
