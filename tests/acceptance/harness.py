@@ -225,3 +225,27 @@ def records(path: Path) -> list[tuple[int, str, int, str, str, float]]:
         life, mark, event_id, entity, consumer, stamp = line.split()
         out.append((int(life), mark, int(event_id), entity, consumer, float(stamp)))
     return out
+
+
+def notes(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines the ``tests/fixtures/bad`` plugins wrote."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append(db: Path, events: Sequence[Event]) -> list[int]:
+    """Append events through the store API; returns their ids."""
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return list(store.append(events).new)
+    finally:
+        store.close()
+
+
+def dead_letters(db: Path, group: str) -> dict[int, Any]:
+    store = open_store(f"sqlite:///{db}")
+    try:
+        return {row.event_id: row for _, row in store.dead_letters(group, limit=1000)}
+    finally:
+        store.close()
