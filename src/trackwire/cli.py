@@ -164,7 +164,7 @@ def emit(
             stream = sys.stdin if str(json_lines) == "-" else json_lines.open(encoding="utf-8")
             for number, line in enumerate(stream, 1):
                 if line.strip():
-                    events.append(_event_from_json(json.loads(line), source, f"{number}"))
+                    events.append(_event_from_line(line, number, source))
         elif event_type is not None:
             events.append(
                 Event(
@@ -176,12 +176,15 @@ def emit(
                     attribute=attribute,
                     old=old,
                     new=new,
-                    data=json.loads(data) if data else {},
+                    data=_json_object(data, "--data") if data else {},
                 )
             )
         else:
             err.print("give an event type, or --json FILE")
             raise typer.Exit(2)
+    except OSError as exc:
+        err.print(f"[red]cannot read events:[/red] {exc}")
+        raise typer.Exit(2) from exc
     except (ValueError, KeyError) as exc:
         err.print(f"[red]bad event:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -191,6 +194,24 @@ def emit(
     finally:
         store.close()
     console.print(f"appended {len(result.new)} event(s), {len(events) - len(result.new)} already stored")
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: a JSON object is expected, got {type(value).__name__}")
+    return value
+
+
+def _event_from_line(line: str, number: int, source: str) -> Event:
+    where = f"line {number}"
+    try:
+        return _event_from_json(_json_object(line, where), source, f"{number}")
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from exc
 
 
 def _event_from_json(raw: dict[str, Any], source: str, fallback_id: str) -> Event:
@@ -227,7 +248,7 @@ def tail(
             for record in records:
                 event = record.event
                 if as_json:
-                    print(record.body.replace('"received"', f'"id":{record.id},"received"', 1), flush=True)
+                    print(json.dumps({**json.loads(record.body), "id": record.id}), flush=True)
                 else:
                     detail = f" {event.attribute}: {event.old!r} -> {event.new!r}" if event.attribute else ""
                     console.print(

@@ -21,11 +21,8 @@ from trackwire.ports import Store
 from trackwire.store import open_store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-TRACKWIRE = (
-    [sys.executable, "-m", "trackwire.cli"]
-    if not Path(sys.executable).with_name("trackwire").exists()
-    else [str(Path(sys.executable).with_name("trackwire"))]
-)
+_SCRIPT = Path(sys.executable).with_name("trackwire")
+TRACKWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from trackwire.cli import main; main()"]
 
 # Small engine settings keep the tests fast: quick retries, short timeouts, frequent checkpoints.
 FAST_ENGINE: dict[str, Any] = {
@@ -76,18 +73,18 @@ def write_config(
 
 
 def run_cli(
-    config: Path, *args: str, input: str | None = None, timeout: float = 60.0
+    config: Path | None, *args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run one ``trackwire`` command to completion."""
+    """Run one ``trackwire`` command to completion (with ``--config`` when one is given)."""
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
     return subprocess.run(
-        [*TRACKWIRE, *args, "--config", str(config)] if args and args[0] != "init" else [*TRACKWIRE, *args],
+        [*TRACKWIRE, *args, *(["--config", str(config)] if config is not None else [])],
         input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
-        cwd=config.parent,
+        cwd=cwd or (config.parent if config is not None else None),
     )
 
 
