@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 
 from trackwire.automations.commands import app as automations_app
 from trackwire.config import Settings, load_settings
@@ -438,7 +438,9 @@ def plugins_list(config: ConfigOption = None) -> None:
         states = {g.name: g for g in store.groups()}
     finally:
         store.close()
-    table = Table("#", "group", "plugin file", "kind", "policy", "state")
+    table = Table(
+        "#", "group", Column("plugin file", overflow="fold"), "kind", "policy", Column("state", overflow="fold")
+    )
     for number, spec in enumerate(specs, 1):
         record = states.get(spec.name)
         state = "new" if record is None else record.state

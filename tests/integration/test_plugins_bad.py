@@ -132,10 +132,11 @@ def test_the_deactivate_policy_stops_the_plugin_until_its_file_changes_then_resu
     with daemon(config) as d:
         d.start()
         d.wait_running()
-        append(d.db, [_bad(1, 1), _bad(2, 2, "raise")])
+        # event 3 (another entity) travels in the same batch as the failing event 2: it must not run either
+        append(d.db, [_bad(1, 1), _bad(2, 2, "raise"), _bad(3, 3)])
         wait_for(lambda: _group_state(d, "behave") == "deactivated", 30, what="the group to be deactivated")
         assert "group behave deactivated: event 2: RuntimeError: boom on event 2" in d.log()
-        append(d.db, [_bad(3, 3), _bad(4, 1)])
+        append(d.db, [_bad(4, 1)])
         _wait_finished(d, "steady", {1, 2, 3, 4})
         assert _finished(d, "behave") == {1}, "a deactivated plugin kept handling events"
 

@@ -98,6 +98,7 @@ class Worker:
         self._limit_of_slot: dict[int, float] = {}  # per-callback timeouts (workflow steps)
         self._values: dict[int, str] = {}  # return values of callbacks that report them
         self._results: list[Result] = []
+        self._halted = False
         self._results_lock = threading.Lock()
 
     def send(self, message: Any) -> None:
@@ -238,19 +239,37 @@ class Worker:
             context.event_id = None
             _SLOT.pack_into(self._slots, slot * _SLOT.size, 0, 0.0)
 
-    def run_chain(self, chain: list[RunItem]) -> None:
-        """Run one key's items in order, reporting each; after a failure the rest are not run."""
+    def run_chain(self, chain: list[RunItem]) -> str | None:
+        """Run one key's items in order, reporting each; after a failure the rest are not run.
+
+        Returns the failure's status, if one failed."""
         for index, item in enumerate(chain):
             result = self.run_item(item)
             self.report(result)
             if result[1] != "ok":
                 for later in chain[index + 1 :]:
                     self.report((later[0], "notrun", -1, None, None, None, 0.0))
-                break
+                return result[1]
+        return None
+
+    def run_chains(self, chains: list[list[RunItem]]) -> None:
+        for chain in chains:
+            self.run_guarded(chain)
+
+    def run_guarded(self, chain: list[RunItem]) -> None:
+        """Under the deactivate policy a failure halts the process until the daemon says "resume": the
+        group stops at the failed event (the shotgunEvents behaviour), and the items the daemon sent
+        before it learned of the failure are handed back unrun."""
+        if self._halted:
+            for item in chain:
+                self.report((item[0], "notrun", -1, None, None, None, 0.0))
+            return
+        if self.run_chain(chain) in ("error", "fail") and self.group.policy == "deactivate":
+            self._halted = True
 
     def run_chain_and_flush(self, chain: list[RunItem]) -> None:
         try:
-            self.run_chain(chain)
+            self.run_guarded(chain)
         finally:
             self.flush()
 
@@ -314,6 +333,9 @@ class Worker:
                 if pool is not None:
                     pool.shutdown(wait=True)
                 return
+            if message[0] == "resume":
+                self._halted = False
+                continue
             if message[0] != "run":
                 continue
             chains: dict[str, list[RunItem]] = {}
@@ -321,8 +343,7 @@ class Worker:
                 chains.setdefault(item[4], []).append(item)
             if pool is None:
                 try:
-                    for chain in chains.values():
-                        self.run_chain(chain)
+                    self.run_chains(list(chains.values()))
                 finally:
                     self.flush()
             else:

@@ -279,12 +279,15 @@ class Daemon:
         assert self.store is not None
         while True:
             await asyncio.sleep(0.25)
+            versions = {name: runner.state_version for name, runner in self.runners.items()}
             for record in await asyncio.to_thread(self.store.groups):
                 runner = self.runners.get(record.name)
                 if runner is None:
                     continue
                 if record.generation != runner.generation:
                     await runner.pick_up_replays(record.generation)
+                if not runner.state_settled(versions.get(record.name, -1)):
+                    continue  # (de)activated here while we read: the store catches up on its own
                 if record.state == "active" and runner.deactivated is not None:
                     await runner.reactivate()
                 elif record.state == "deactivated" and runner.deactivated is None:

@@ -93,6 +93,8 @@ class GroupRunner:
         self._restart_failures = 0
         self._reloading = False
         self._ready = asyncio.Event()
+        self.state_version = 0  # bumped on every local (de)activation and store write of it
+        self._state_writes = 0
 
     @property
     def name(self) -> str:
@@ -409,21 +411,37 @@ class GroupRunner:
             reason,
             self.name,
         )
-        asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.set_group_state, self.name, "deactivated", reason)
-        )
+        self.state_version += 1
+        asyncio.get_running_loop().create_task(self._write_state("deactivated", reason))
 
     async def reactivate(self) -> None:
         if self.deactivated is None:
             return
         self.deactivated = None
+        resume = getattr(self.worker, "resume", None)  # worker processes halt after a deactivating failure
+        if resume is not None:
+            resume()
         for item in list(self.ledger.items.values()):
             if item.state is State.RETRY:
                 item.retry_at = 0.0
         self.ledger.due(time.monotonic() + 1e9)
-        await asyncio.to_thread(self.store.set_group_state, self.name, "active", None)
+        self.state_version += 1
+        await self._write_state("active", None)
         log.info("group %s reactivated", self.name)
         self._wake.set()
+
+    async def _write_state(self, state: str, reason: str | None) -> None:
+        self._state_writes += 1
+        try:
+            await asyncio.to_thread(self.store.set_group_state, self.name, state, reason)
+        finally:
+            self._state_writes -= 1
+            self.state_version += 1
+
+    def state_settled(self, version: int) -> bool:
+        """No (de)activation happened here since ``version`` and none is being written: a state read
+        from the store meanwhile is not stale."""
+        return self._state_writes == 0 and self.state_version == version
 
     async def pick_up_replays(self, generation: int) -> None:
         """Rows queued from outside (replay, dead-letter replay): load the pending ones we do not hold."""

@@ -1,6 +1,7 @@
 """Frames between the daemon and a worker process: a 4-byte length, then a pickle.
 
-Daemon to worker: ``("init", WorkerInit)``, ``("run", [RunItem, ...])``, ``("stop",)``.
+Daemon to worker: ``("init", WorkerInit)``, ``("run", [RunItem, ...])``, ``("resume",)`` (after a
+deactivation), ``("stop",)``.
 Worker to daemon: ``("loaded", [ConsumerInfo, ...], [LoadFailure, ...])``, ``("results", [Result, ...])``,
 ``("values", [(event id, value), ...])`` (sent just before the results it belongs to, only for callbacks
 that return values: workflow steps),

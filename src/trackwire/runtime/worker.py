@@ -112,6 +112,10 @@ class WorkerProcess:
     def submit(self, items: list[RunItem]) -> None:
         self._write(("run", items))
 
+    def resume(self) -> None:
+        """After a deactivation: run what is sent from now on (see ``Worker.run_guarded``)."""
+        self._write(("resume",))
+
     async def drain(self) -> None:
         if self._writer is not None and not self._writer.is_closing():
             with contextlib.suppress(ConnectionError):
