@@ -24,6 +24,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _SCRIPT = Path(sys.executable).with_name("trackwire")
 TRACKWIRE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from trackwire.cli import main; main()"]
 
+RUNNING = "trackwire is running"  # logged once per start, when every group's worker is ready
+
 # Small engine settings keep the tests fast: quick retries, short timeouts, frequent checkpoints.
 FAST_ENGINE: dict[str, Any] = {
     "max_attempts": 3,
@@ -96,6 +98,7 @@ class DaemonProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     life: int = 0
+    _running_before: int = 0
 
     @property
     def folder(self) -> Path:
@@ -112,6 +115,7 @@ class DaemonProcess:
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "the daemon is already running"
         self.life += 1
+        self._running_before = self.log().count(RUNNING)
         env = {**os.environ, **self.env, "TRACKWIRE_TEST_LIFE": str(self.life)}
         with open(self.folder / f"stdout-{self.life}.txt", "wb") as out:
             self.proc = subprocess.Popen(
@@ -128,10 +132,8 @@ class DaemonProcess:
 
     def wait_running(self, timeout: float = 60.0) -> None:
         """Until this life has logged that it is running."""
-        marker = "trackwire is running"
-        before = self.log().count(marker) if self.life > 1 else 0
         wait_for(
-            lambda: self.log().count(marker) > before or self._died(),
+            lambda: self.log().count(RUNNING) > self._running_before or self._died(),
             timeout,
             interval=0.05,
             what=f"life {self.life} of the daemon to start",
