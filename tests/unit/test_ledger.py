@@ -411,3 +411,13 @@ def test_a_row_written_from_outside_for_a_held_item_is_rewritten_then_deleted_wh
     ledger.succeeded(1)
     store.commit(ledger, 2.0)
     assert 1 not in store.rows
+
+
+def test_a_held_failure_is_never_dead_lettered_whatever_its_attempts() -> None:
+    ledger = _ledger(max_attempts=1)
+    _feed(ledger, "A")
+    ledger.take_ready(1)
+    outcome = ledger.failed(1, 0.0, "boom", retry_after=0.0, hold=True)
+    assert not outcome.dead
+    assert ledger.items[1].state is State.RETRY
+    assert ledger.items[1].attempts == 1

@@ -309,15 +309,20 @@ class GroupLedger:
         remaining: tuple[str, ...] | None = None,
         retry_after: float | None = None,
         final: bool = False,
+        hold: bool = False,
     ) -> Failure:
-        """An attempt failed. Retry later (the key stays blocked) or dead-letter it (the key moves on)."""
+        """An attempt failed. Retry later (the key stays blocked) or dead-letter it (the key moves on).
+
+        ``hold`` keeps the item whatever its attempt count (the deactivate policy: the group stops and
+        resumes at this event when reactivated; it is never dead-lettered).
+        """
         item = self.items[event_id]
         item.attempts += 1
         item.error = error
         item.traceback = traceback
         if remaining:
             item.consumers = remaining
-        if final or item.attempts >= self.max_attempts:
+        if not hold and (final or item.attempts >= self.max_attempts):
             item.state = State.DEAD
             item.retry_at = None
             self.items.pop(event_id)

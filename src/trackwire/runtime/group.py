@@ -325,7 +325,7 @@ class GroupRunner:
         self.stats.last_error = error
         self.stats.last_traceback = tb
         if self.spec.policy == "deactivate" and not retry:
-            self.ledger.failed(event_id, now, error, tb, remaining=remaining, retry_after=0.0)
+            self.ledger.failed(event_id, now, error, tb, remaining=remaining, retry_after=0.0, hold=True)
             self.deactivate(f"event {event_id}: {error}")
             return
         outcome = self.ledger.failed(event_id, now, error, tb, remaining=remaining, retry_after=after, final=final)
