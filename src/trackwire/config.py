@@ -21,6 +21,7 @@ __all__ = [
     "DemoSettings",
     "EngineSettings",
     "HookSettings",
+    "KitsuSettings",
     "LogSettings",
     "PluginPathSettings",
     "Settings",
@@ -195,6 +196,24 @@ class AutomationSettings(_Section):
     slack_base_url: str = "https://slack.com/api/"
 
 
+class KitsuSettings(_Section):
+    """The Kitsu (zou) event source. Secrets come from here, the environment or a file; they are never logged."""
+
+    enabled: bool = False
+    name: str = Field("kitsu", description="the source name stored with each event")
+    url: str = Field("http://127.0.0.1:5000", description="zou's API root (with /api behind nginx)")
+    event_url: str | None = Field(None, description="socket.io event stream root (default: the API host)")
+    token: SecretStr | None = Field(None, description="a bot's token (or TRACKWIRE_KITSU__TOKEN)")
+    email: str | None = Field(None, description="log in as this user instead of a token")
+    password: SecretStr | None = Field(None, description="the user's password (or TRACKWIRE_KITSU__PASSWORD)")
+    secrets_file: Path | None = Field(None, description="a file with KITSU_TOKEN= or KITSU_PASSWORD= lines")
+    poll_interval: float = Field(1.0, gt=0, description="seconds between polls of the event log")
+    overlap: float = Field(10.0, ge=1, description="seconds of the log re-read each poll to catch late commits")
+    page_size: int = Field(1000, ge=1, le=1000, description="events per request (zou caps it at 1000)")
+    wakeup: bool = Field(True, description="poll at once when the socket.io event stream says something happened")
+    start: Literal["now", "beginning"] = Field("now", description="where a new source starts in zou's log")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -207,6 +226,7 @@ class Settings(BaseSettings):
     workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     shotgrid: ShotgridSettings = Field(default_factory=ShotgridSettings)
     automations: AutomationSettings = Field(default_factory=AutomationSettings)
+    kitsu: KitsuSettings = Field(default_factory=KitsuSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 
     @classmethod

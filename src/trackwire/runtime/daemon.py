@@ -226,6 +226,10 @@ class Daemon:
             from trackwire.sources.shotgrid import ShotgridSource
 
             sources.append(ShotgridSource(self.settings.shotgrid))
+        if self.settings.kitsu.enabled:
+            from trackwire.sources.kitsu import KitsuSource
+
+            sources.append(KitsuSource.from_settings(self.settings.kitsu, self.settings.base_dir))
         return sources
 
     async def _run_source(self, source: Source) -> None:
