@@ -298,6 +298,7 @@ class KitsuSource:
         if self.wakeup:
             wake = _WakeUp(self.event_url, lambda: api.access_token, asyncio.get_running_loop())
         failures = 0
+        woke = False
         cursor: KitsuCursor | None = None
         try:
             while not stop.is_set():
@@ -319,19 +320,23 @@ class KitsuSource:
                     if failures:
                         log.info("kitsu: %s answers again", self.url)
                     failures, self.last_error = 0, None
-                    delay = self.poll_interval
+                    # zou publishes on the stream before it saves the row: a wake-up that found nothing
+                    # gets one quick second look instead of waiting a whole poll interval.
+                    delay = min(0.1, self.poll_interval) if woke and not count else self.poll_interval
+                    woke = False
                 except (httpx.HTTPError, SourceError, OSError) as exc:
                     failures += 1
                     delay = self.backoff.delay(failures)
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     log.warning("kitsu: poll failed (%s); retrying in %.1f s", self.last_error, delay)
-                await self._wait(stop, delay, wake)
+                woke = await self._wait(stop, delay, wake)
         finally:
             if wake is not None:
                 wake.stop()
             await api.aclose()
 
-    async def _wait(self, stop: asyncio.Event, delay: float, wake: _WakeUp | None) -> None:
+    async def _wait(self, stop: asyncio.Event, delay: float, wake: _WakeUp | None) -> bool:
+        """Wait ``delay`` seconds, or less if stopped or woken; True when woken by the event stream."""
         waiters = [asyncio.ensure_future(stop.wait())]
         if wake is not None:
             waiters.append(asyncio.ensure_future(wake.signal.wait()))
@@ -342,3 +347,5 @@ class KitsuSource:
                 waiter.cancel()
         if wake is not None and wake.signal.is_set():
             wake.signal.clear()
+            return True
+        return False
