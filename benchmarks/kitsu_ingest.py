@@ -4,7 +4,7 @@
 2. latency: from a gazu update (``PUT /data/tasks/<id>``) to the plugin call, in a real daemon,
    with polling only (poll_interval 1 s) and with the socket.io wake-up.
 
-    .venv/bin/python benchmarks/kitsu_source.py [--burst 1000] [--samples 15]
+    .venv/bin/python benchmarks/kitsu_ingest.py [--burst 1000] [--samples 15]
 """
 
 from __future__ import annotations
