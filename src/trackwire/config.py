@@ -20,6 +20,7 @@ __all__ = [
     "AutomationSettings",
     "DemoSettings",
     "EngineSettings",
+    "FtrackSettings",
     "HookSettings",
     "KitsuSettings",
     "LogSettings",
@@ -60,7 +61,7 @@ class EngineSettings(_Section):
 
 class PluginPathSettings(_Section):
     path: Path = Field(description="a plugin file or a folder of them (*.py, sorted by name)")
-    kind: Literal["native", "shotgunevents"] = "native"
+    kind: Literal["native", "shotgunevents", "ftrack"] = "native"
     group: str | None = Field(None, description="ordering group; default: one per file (native)")
     policy: Literal["retry", "deactivate"] | None = Field(
         None, description="on failure: retry then dead-letter, or deactivate until the file changes"
@@ -214,6 +215,17 @@ class KitsuSettings(_Section):
     start: Literal["now", "beginning"] = Field("now", description="where a new source starts in zou's log")
 
 
+class FtrackSettings(_Section):
+    """The ftrack event hub: a live subscription (no replay), stored before anything acts on it."""
+
+    server_url: str | None = Field(None, description="https://yourstudio.ftrackapp.com; empty: no ftrack source")
+    api_user: str | None = Field(None, description="the user the event hub connects as")
+    api_key: SecretStr | None = Field(None, description="its API key (or TRACKWIRE_FTRACK__API_KEY)")
+    subscription: str = Field("topic=ftrack.update", description="what the source stores (expression language)")
+    source: str = Field("ftrack", description="source name of the events in the log")
+    gap_event: bool = Field(True, description="append a trackwire.ftrack.gap event after an outage or a restart")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -227,6 +239,7 @@ class Settings(BaseSettings):
     shotgrid: ShotgridSettings = Field(default_factory=ShotgridSettings)
     automations: AutomationSettings = Field(default_factory=AutomationSettings)
     kitsu: KitsuSettings = Field(default_factory=KitsuSettings)
+    ftrack: FtrackSettings = Field(default_factory=FtrackSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 
     @classmethod

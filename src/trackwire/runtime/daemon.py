@@ -230,6 +230,10 @@ class Daemon:
             from trackwire.sources.kitsu import KitsuSource
 
             sources.append(KitsuSource.from_settings(self.settings.kitsu, self.settings.base_dir))
+        if self.settings.ftrack.server_url:
+            from trackwire.sources.ftrack import FtrackSource
+
+            sources.append(FtrackSource(self.settings.ftrack))
         return sources
 
     async def _run_source(self, source: Source) -> None:
