@@ -224,6 +224,9 @@ class FtrackSettings(_Section):
     subscription: str = Field("topic=ftrack.update", description="what the source stores (expression language)")
     source: str = Field("ftrack", description="source name of the events in the log")
     gap_event: bool = Field(True, description="append a trackwire.ftrack.gap event after an outage or a restart")
+    plugin_session: Literal["connect", "offline"] = Field(
+        "connect", description="ftrack plugins get a connected ftrack_api.Session, or an offline one (no queries)"
+    )
 
 
 class Settings(BaseSettings):

@@ -34,9 +34,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trackwire.core.event import Event as TwEvent
 from trackwire.errors import TrackwireError
 
-__all__ = ["All", "AnyOf", "Condition", "Expression", "ExpressionError", "Not", "parse"]
+__all__ = [
+    "All",
+    "AnyOf",
+    "Condition",
+    "Expression",
+    "ExpressionError",
+    "FtrackMatcher",
+    "Not",
+    "ftrack_candidate",
+    "parse",
+]
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
@@ -232,3 +243,32 @@ class _Parser:
 def parse(text: str) -> Expression:
     """Parse an ftrack subscription expression, or raise :class:`ExpressionError` saying where it failed."""
     return _Parser(text.strip()).parse()
+
+
+def ftrack_candidate(event: TwEvent) -> Mapping[str, Any]:
+    """What an expression is matched against: the original ftrack event, or a look-alike for other events."""
+    original = event.data.get("ftrack")
+    if isinstance(original, Mapping):
+        return original
+    return {
+        "id": str(event.id) if event.id is not None else event.source_id,
+        "topic": event.type,
+        "data": event.data,
+        "source": {"id": event.source, "user": event.user.to_json() if event.user else {}},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class FtrackMatcher:
+    """A consumer matcher from subscription expressions; an ftrack event matches once, not per entity."""
+
+    expressions: tuple[Expression, ...]
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        return None
+
+    def matches(self, event: TwEvent) -> bool:
+        if event.data.get("index", 0) != 0:
+            return False
+        candidate = ftrack_candidate(event)
+        return any(expression.match(candidate) for expression in self.expressions)

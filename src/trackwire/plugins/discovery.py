@@ -8,6 +8,7 @@ order exactly as the old daemon ran them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from trackwire.errors import ConfigError
 __all__ = ["GroupSpec", "PluginSpec", "discover"]
 
 LEGACY_GROUP = "shotgunevents"
+FTRACK_GROUP = "ftrack"  # ftrack's hub runs every plugin's callbacks one after another: so does this group
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,26 @@ def _legacy_host(settings: Settings, group: str, policy: str) -> dict[str, Any]:
     }
 
 
+def _ftrack_host(settings: Settings) -> dict[str, Any]:
+    ft = settings.ftrack
+    key = ft.api_key.get_secret_value() if ft.api_key else None
+    offline = ft.plugin_session == "offline"
+    return {"ftrack": {"server_url": ft.server_url, "api_user": ft.api_user, "api_key": key, "offline": offline}}
+
+
+def _ftrack_env_paths() -> tuple[PluginPathSettings, ...]:
+    """``FTRACK_EVENT_PLUGIN_PATH`` (os.pathsep list), as ftrack's own session reads it."""
+    value = os.environ.get("FTRACK_EVENT_PLUGIN_PATH", "")
+    return tuple(PluginPathSettings(path=Path(p), kind="ftrack") for p in value.split(os.pathsep) if p)
+
+
 def discover(settings: Settings) -> list[GroupSpec]:
     """The ordering groups the configuration describes, in documented order."""
     order: list[str] = []
     members: dict[str, list[PluginSpec]] = {}
     policies: dict[str, PluginPathSettings] = {}
     seen: dict[str, Path] = {}
-    for entry in settings.plugins:
+    for entry in (*settings.plugins, *_ftrack_env_paths()):
         for path in _files(entry, settings):
             name = path.stem
             if name in seen and seen[name] != path:
@@ -88,7 +103,7 @@ def discover(settings: Settings) -> list[GroupSpec]:
             if name in seen:
                 raise ConfigError(f"two plugins are both called {name!r}: {seen[name]} and {path}")
             seen[name] = path
-            group = entry.group or (LEGACY_GROUP if entry.kind == "shotgunevents" else name)
+            group = entry.group or {"shotgunevents": LEGACY_GROUP, "ftrack": FTRACK_GROUP}.get(entry.kind, name)
             if group not in members:
                 order.append(group)
                 members[group] = []
@@ -96,6 +111,8 @@ def discover(settings: Settings) -> list[GroupSpec]:
             options = dict(entry.options)
             if entry.kind == "shotgunevents":
                 options["_trackwire"] = _legacy_host(settings, group, entry.policy or "deactivate")
+            if entry.kind == "ftrack":
+                options["_trackwire"] = _ftrack_host(settings)
             members[group].append(PluginSpec(name, path, entry.kind, options))
     groups = []
     for name in order:

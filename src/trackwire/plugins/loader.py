@@ -100,6 +100,7 @@ def _load_native(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlu
 LOADERS: Mapping[str, str] = {
     "native": "trackwire.plugins.loader:_load_native",
     "shotgunevents": "trackwire.plugins.shotgunevents:load_plugin",
+    "ftrack": "trackwire.plugins.ftrack:load_plugin",
     "workflow": "trackwire.workflows.steps:load_steps",
 }
 

@@ -1,0 +1,139 @@
+"""ftrack event plugins run unchanged: register(session), expressions, priority, event.stop(), replies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.fakes.ftrack_server import FakeFtrackServer
+from trackwire.core.event import Event
+from trackwire.plugins.api import Context
+from trackwire.plugins.ftrack import REPLY_TYPE, _Replies, _Server
+from trackwire.plugins.loader import LoadedPlugin, load_plugin
+from trackwire.sources.ftrack import events_from_ftrack
+
+pytest.importorskip("ftrack_api")
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ftrack"
+PLUGINS = FIXTURES / "plugins"
+
+
+def _load(name: str, **options: Any) -> LoadedPlugin:
+    loaded = load_plugin("ftrack", name, PLUGINS / f"{name}.py", options)
+    assert isinstance(loaded, LoadedPlugin), str(loaded)
+    return loaded
+
+
+def _drive(plugin: LoadedPlugin, events: list[Event]) -> list[Event]:
+    """What the engine does: each event, in log order, to each matching consumer in order; returns emitted events."""
+    emitted: list[Event] = []
+    for number, event in enumerate(events, start=1):
+        event = event.with_id(number)
+        for consumer in plugin.consumers:
+            if consumer.matcher.matches(event):
+                ctx = Context(plugin.name, consumer.name, logging.getLogger("t"), 1, {}, event, emitted.extend)
+                consumer.invoke(event, ctx)
+    return emitted
+
+
+def _update(**source_user: str) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads((FIXTURES / "update_status.json").read_text())
+    raw["source"]["user"].update(source_user)
+    return raw
+
+
+def _seen(plugin: LoadedPlugin) -> list[Any]:
+    import sys
+
+    module = sys.modules[f"trackwire_plugin_{plugin.name}"]
+    return list(module.SEEN)
+
+
+def test_subscriptions_run_in_priority_order_once_per_ftrack_event() -> None:
+    plugin = _load("add_version_to_list")
+    assert [c.name.split(".", 1)[1].split("@")[0] for c in plugin.consumers] == [
+        "gatekeeper",
+        "audit",
+        "on_version_status",
+        "vetoed",
+    ]
+    raw = _update()
+    _drive(plugin, events_from_ftrack(raw, "ftrack"))  # two entity events, one ftrack event
+    assert _seen(plugin) == [
+        ("audit", raw["id"], "ftrack.update"),
+        ("review", "f0e1d2c3-3333-11ee-8b5e-0242ac120002", "jane.doe@locovfx.com"),
+        ("vetoed", raw["id"]),
+    ]
+
+
+def test_event_stop_in_an_earlier_callback_skips_the_later_ones() -> None:
+    plugin = _load("add_version_to_list")
+    raw = _update(username="robot@locovfx.com")
+    _drive(plugin, events_from_ftrack(raw, "ftrack"))
+    assert _seen(plugin) == []
+
+
+def test_action_discover_and_the_form_round_trip_reply_as_ftrack_does() -> None:
+    plugin = _load("batch_create_action", api_user="jane.doe@locovfx.com")
+    user = {"id": "u1", "username": "jane.doe@locovfx.com"}
+    selection = [{"entityId": "6c3a2e1e", "entityType": "show"}]
+    discover = {
+        "id": "d1",
+        "topic": "ftrack.action.discover",
+        "source": {"id": "web1", "user": user},
+        "data": {"selection": selection},
+    }
+    launch = {
+        "id": "l1",
+        "topic": "ftrack.action.launch",
+        "source": {"id": "web1", "user": user},
+        "data": {"actionIdentifier": "loco.batch-create-shots", "selection": selection},
+    }
+    submit = {
+        **launch,
+        "id": "l2",
+        "data": {**launch["data"], "values": {"pattern": "sh{:04d}", "first": "10", "last": "30"}},
+    }
+    other_user = {**discover, "id": "d2", "source": {"id": "web2", "user": {"username": "john@locovfx.com"}}}
+    events = [e for raw in (discover, launch, submit, other_user) for e in events_from_ftrack(raw, "ftrack")]
+    replies = _drive(plugin, events)
+    assert [r.type for r in replies] == [REPLY_TYPE] * 3
+    assert [r.data["in_reply_to_event"] for r in replies] == ["d1", "l1", "l2"]
+    assert replies[0].data["data"]["items"][0]["actionIdentifier"] == "loco.batch-create-shots"
+    assert [i["name"] for i in replies[1].data["data"]["items"]] == ["pattern", "first", "last"]
+    assert replies[2].data["data"] == {"success": True, "message": "created sh0010, sh0020, sh0030"}
+
+
+def test_a_plugin_that_is_not_given_a_session_subscribes_nothing_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("def nothing():\n    pass\n")
+    failure = load_plugin("ftrack", "broken", path, {})
+    assert not isinstance(failure, LoadedPlugin)
+    assert "register" in failure.message
+
+
+@pytest.fixture
+def server() -> Iterator[FakeFtrackServer]:
+    with FakeFtrackServer() as fake:
+        yield fake
+
+
+def test_replies_are_published_to_the_ftrack_server_targeted_at_the_asking_client(server: FakeFtrackServer) -> None:
+    import ftrack_api.event.base
+
+    replies = _Replies(_Server(server.url, "events@locovfx.com", "key"))
+    asked = ftrack_api.event.base.Event("ftrack.action.discover", id="d1", source={"id": "web1"}, data={})
+    replies.publish(asked, {"items": []}, {"id": "sub-1"})
+    found = wait_for(lambda: [e for e in server.published if e["topic"] == "ftrack.meta.reply"], 10, what="a reply")
+    assert isinstance(found, list)
+    reply = found[0]
+    assert reply["target"] == "id=web1"
+    assert reply["inReplyToEvent"] == "d1"
+    assert reply["data"] == {"items": []} and reply["source"]["id"] == "sub-1"
+    replies._hub.disconnect()
