@@ -22,6 +22,7 @@ __all__ = [
     "EngineSettings",
     "FtrackSettings",
     "HookSettings",
+    "HostedActionsSettings",
     "KitsuSettings",
     "LogSettings",
     "PluginPathSettings",
@@ -229,6 +230,12 @@ class FtrackSettings(_Section):
     )
 
 
+class HostedActionsSettings(_Section):
+    """Hosted actions (ShotGrid action menu items, ftrack actions, Kitsu custom actions)."""
+
+    path: Path | None = Field(None, description="a file or folder of @action files served under /actions/")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRACKWIRE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
@@ -243,6 +250,7 @@ class Settings(BaseSettings):
     automations: AutomationSettings = Field(default_factory=AutomationSettings)
     kitsu: KitsuSettings = Field(default_factory=KitsuSettings)
     ftrack: FtrackSettings = Field(default_factory=FtrackSettings)
+    hosted_actions: HostedActionsSettings = Field(default_factory=HostedActionsSettings)
     base_dir: Path = Field(Path("."), exclude=True, description="folder relative paths are resolved in")
 
     @classmethod

@@ -137,3 +137,30 @@ def test_replies_are_published_to_the_ftrack_server_targeted_at_the_asking_clien
     assert reply["inReplyToEvent"] == "d1"
     assert reply["data"] == {"items": []} and reply["source"]["id"] == "sub-1"
     replies._hub.disconnect()
+
+
+def test_the_studio_hosted_actions_are_served_in_ftracks_action_menu_with_their_form() -> None:
+    path = Path(__file__).parents[2] / "examples" / "actions" / "ftrack_actions_plugin.py"
+    loaded = load_plugin("ftrack", "studio_actions_ftrack", path, {})
+    assert isinstance(loaded, LoadedPlugin), str(loaded)
+    user = {"id": "u1", "username": "jane.doe@locovfx.com"}
+    selection = [{"entityId": "seq-88", "entityType": "sequence"}]
+    discover = {
+        "id": "d9",
+        "topic": "ftrack.action.discover",
+        "source": {"id": "w", "user": user},
+        "data": {"selection": selection},
+    }
+    launch = {
+        "id": "l9",
+        "topic": "ftrack.action.launch",
+        "source": {"id": "w", "user": user},
+        "data": {"actionIdentifier": "loco.batch-create-shots", "selection": selection},
+    }
+    values = {"pattern": "SQ88_{:04d}", "first": 10, "last": 20, "step": 10}
+    submit = {**launch, "id": "l10", "data": {**launch["data"], "values": values}}
+    events = [e for raw in (discover, launch, submit) for e in events_from_ftrack(raw, "ftrack")]
+    replies = [r.data["data"] for r in _drive(loaded, events)]
+    assert [i["actionIdentifier"] for i in replies[0]["items"]] == ["loco.batch-create-shots", "loco.clear-job-queue"]
+    assert [i["name"] for i in replies[1]["items"]] == ["pattern", "first", "last", "step"]
+    assert replies[2] == {"success": True, "message": "would create 2 shots: SQ88_0010, SQ88_0020"}

@@ -1,0 +1,334 @@
+"""One action API for every tracker, and the adapters that read each tracker's invocation.
+
+An action is plain data plus a handler::
+
+    from trackwire.actions.hosted import Field, Invocation, Outcome, action
+
+    @action("loco.batch-create", label="Batch Create", entity_types=("Project", "Sequence", "show"),
+            form=(Field("pattern", "Naming pattern", value="sh{:04d}"), Field("first", "First", "number", 10)))
+    def batch_create(inv: Invocation) -> Outcome:
+        ...
+        return Outcome(True, f"created {n} shots")
+
+The adapters turn what a tracker sends into an :class:`Invocation` (ShotGrid's form-encoded action
+menu item POST, ftrack's ``ftrack.action.launch`` event, Kitsu's custom-action POST), and an action's
+answer back into what that tracker expects (an HTML page or form; an ftrack reply or form; JSON).
+Everything here is pure: the web layer and the ftrack plugin host do the I/O.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+from trackwire.errors import TrackwireError
+
+__all__ = [
+    "ACTIONS_ATTRIBUTE",
+    "Action",
+    "ActionError",
+    "Field",
+    "Invocation",
+    "Outcome",
+    "action",
+    "collect",
+    "from_ftrack",
+    "from_kitsu",
+    "from_shotgrid",
+    "ftrack_discover_items",
+    "ftrack_reply",
+    "ftrack_subscribe",
+]
+
+ACTIONS_ATTRIBUTE = "__trackwire_action__"
+Selection = Literal["any", "one", "many"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ActionError(TrackwireError, ValueError):
+    """An invocation that cannot be understood (a malformed post): the caller answers 400."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One form input: ``text``, ``number``, ``boolean``, ``enumerator`` (with ``choices``), ``hidden``."""
+
+    name: str
+    label: str = ""
+    type: Literal["text", "textarea", "number", "boolean", "enumerator", "hidden"] = "text"
+    value: Any = None
+    choices: tuple[tuple[str, str], ...] = ()  # (label, value)
+    required: bool = False
+
+    def coerce(self, raw: Any) -> Any:
+        """The submitted value in this field's type, or :class:`ActionError`."""
+        if raw is None or raw == "":
+            if self.required:
+                raise ActionError(f"{self.label or self.name} is required")
+            return self.value if raw is None else raw
+        if self.type == "number":
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                raise ActionError(f"{self.label or self.name} must be a number, got {raw!r}") from None
+            return int(number) if number.is_integer() else number
+        if self.type == "boolean":
+            return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "on", "yes")
+        if self.type == "enumerator" and self.choices and str(raw) not in {v for _, v in self.choices}:
+            raise ActionError(f"{self.label or self.name}: {raw!r} is not one of the choices")
+        return raw
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who invoked which action on what, in one shape for every tracker."""
+
+    tracker: Literal["shotgrid", "ftrack", "kitsu"]
+    action: str
+    entity_type: str
+    selected: tuple[str | int, ...]
+    user_id: str | int | None = None
+    user_login: str | None = None
+    project_id: str | int | None = None
+    values: Mapping[str, Any] | None = None  # None: the form was not submitted yet
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """What is recorded in the log (the event's ``data``)."""
+        return {
+            "tracker": self.tracker,
+            "action": self.action,
+            "entity_type": self.entity_type,
+            "selected": list(self.selected),
+            "user": {"id": self.user_id, "login": self.user_login},
+            "project_id": self.project_id,
+            "values": dict(self.values) if self.values is not None else None,
+            "payload": dict(self.payload),
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    success: bool
+    message: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Invocation], Outcome | str | None]
+
+
+@dataclass(frozen=True)
+class Action:
+    identifier: str
+    label: str
+    handler: Handler
+    description: str = ""
+    icon: str | None = None
+    entity_types: tuple[str, ...] = ("*",)  # names or globs, compared case-insensitively
+    selection: Selection = "any"
+    form: tuple[Field, ...] | None = None
+
+    def applies_to(self, entity_type: str, count: int) -> bool:
+        typed = any(fnmatch.fnmatch(entity_type.lower(), p.lower()) for p in self.entity_types)
+        sized = self.selection == "any" or (self.selection == "one" and count == 1) or (self.selection == "many")
+        return typed and sized and (count > 0 or self.selection == "any")
+
+    def needs_form(self, invocation: Invocation) -> bool:
+        return bool(self.form) and invocation.values is None
+
+    def prepare(self, invocation: Invocation) -> Invocation:
+        """The invocation with its form values in their fields' types, or :class:`ActionError`."""
+        values = invocation.values
+        if not self.form or values is None:
+            return invocation
+        return replace(invocation, values={f.name: f.coerce(values.get(f.name)) for f in self.form})
+
+    def run(self, invocation: Invocation) -> Outcome:
+        """Coerce the form values, call the handler, and turn what it returns into an :class:`Outcome`."""
+        result = self.handler(self.prepare(invocation))
+        if isinstance(result, Outcome):
+            return result
+        return Outcome(True, "" if result is None else str(result))
+
+
+def action(
+    identifier: str,
+    *,
+    label: str,
+    description: str = "",
+    icon: str | None = None,
+    entity_types: Sequence[str] = ("*",),
+    selection: Selection = "any",
+    form: Sequence[Field] | None = None,
+) -> Callable[[F], F]:
+    """Declare the decorated function an action (found by :func:`collect` when its file is loaded)."""
+
+    def decorate(fn: F) -> F:
+        spec = Action(
+            identifier, label, fn, description, icon, tuple(entity_types), selection, tuple(form or ()) or None
+        )
+        setattr(fn, ACTIONS_ATTRIBUTE, spec)
+        return fn
+
+    return decorate
+
+
+def collect(namespace: Mapping[str, Any]) -> dict[str, Action]:
+    """The actions declared in a module's namespace, by identifier."""
+    found: dict[str, Action] = {}
+    for value in namespace.values():
+        spec = getattr(value, ACTIONS_ATTRIBUTE, None)
+        if isinstance(spec, Action):
+            if spec.identifier in found:
+                raise ActionError(f"two actions are both called {spec.identifier!r}")
+            found[spec.identifier] = spec
+    return found
+
+
+# -- ShotGrid action menu items ---------------------------------------------------------------------
+
+_SG_VALUE_PREFIX = "value."
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ActionError(f"{name} must be comma-separated ids, got {text!r}") from None
+
+
+def from_shotgrid(identifier: str, form: Iterable[tuple[str, str]]) -> Invocation:
+    """Read an action menu item POST (``application/x-www-form-urlencoded`` fields, ``cols`` repeated).
+
+    Form values submitted back from our own form page are the fields named ``value.<name>``.
+    """
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
+    for key, value in form:
+        if key.startswith(_SG_VALUE_PREFIX):
+            values[key[len(_SG_VALUE_PREFIX) :]] = value
+        elif key in ("cols", "column_display_names"):
+            multi.setdefault(key, []).append(value)
+        else:
+            single[key] = value
+    entity_type = single.get("entity_type", "").strip()
+    if not entity_type:
+        raise ActionError("entity_type is missing")
+    if "user_id" not in single and "user_login" not in single:
+        raise ActionError("user_id and user_login are missing")
+    selected = _ints(single.get("selected_ids", ""), "selected_ids")
+    user_id = _ints(single["user_id"], "user_id")[0] if single.get("user_id") else None
+    project_id = _ints(single["project_id"], "project_id")[0] if single.get("project_id") else None
+    payload: dict[str, Any] = {**single, **multi}
+    submitted = values if values or single.get("submitted") == "1" else None
+    return Invocation(
+        "shotgrid", identifier, entity_type, selected, user_id, single.get("user_login"), project_id, submitted, payload
+    )
+
+
+# -- ftrack actions ---------------------------------------------------------------------------------
+
+
+def _ftrack_selection(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    selection = data.get("selection")
+    if selection is None:
+        selection = (data.get("context") or {}).get("selection")  # older clients
+    return [s for s in selection or () if isinstance(s, Mapping)]
+
+
+def ftrack_discover_items(actions: Iterable[Action], event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The reply to ``ftrack.action.discover``: the items that apply to the selection (or ``None``)."""
+    selection = _ftrack_selection(event.get("data") or {})
+    kind = str(selection[0].get("entityType", "")) if selection else ""
+    items = [
+        {"label": a.label, "description": a.description, "icon": a.icon, "actionIdentifier": a.identifier}
+        for a in actions
+        if a.applies_to(kind, len(selection))
+    ]
+    return {"items": items} if items else None
+
+
+def from_ftrack(event: Mapping[str, Any]) -> Invocation:
+    data = event.get("data") or {}
+    selection = _ftrack_selection(data)
+    user = (event.get("source") or {}).get("user") or {}
+    values = data.get("values")
+    return Invocation(
+        "ftrack",
+        str(data.get("actionIdentifier") or ""),
+        str(selection[0].get("entityType", "")) if selection else "",
+        tuple(str(s.get("entityId")) for s in selection),
+        user.get("id"),
+        user.get("username"),
+        None,
+        dict(values) if isinstance(values, Mapping) else None,
+        {"id": event.get("id"), "topic": event.get("topic")},
+    )
+
+
+def ftrack_reply(act: Action, invocation: Invocation) -> dict[str, Any]:
+    """Run the action for an ``ftrack.action.launch``: a form first if it has one, then the result."""
+    if act.needs_form(invocation):
+        items = [
+            {"type": f.type, "label": f.label or f.name, "name": f.name, "value": f.value}
+            | ({"data": [{"label": lbl, "value": v} for lbl, v in f.choices]} if f.choices else {})
+            for f in act.form or ()
+        ]
+        return {"title": act.label, "items": items}
+    try:
+        outcome = act.run(invocation)
+    except ActionError as exc:
+        return {"success": False, "message": str(exc)}
+    return {"success": outcome.success, "message": outcome.message}
+
+
+# -- Kitsu custom actions ---------------------------------------------------------------------------
+
+
+def from_kitsu(identifier: str, body: Any) -> Invocation:
+    """Read a Kitsu custom-action POST (JSON; field names per Kitsu's front end, partly unconfirmed)."""
+    if not isinstance(body, Mapping):
+        raise ActionError("the body must be a JSON object")
+    selection = body.get("selection") or body.get("entity_ids") or []
+    if isinstance(selection, str):
+        selection = [s for s in selection.split(",") if s]
+    if not isinstance(selection, list):
+        raise ActionError("selection must be a list of ids")
+    ids = tuple(str(s.get("id") if isinstance(s, Mapping) else s) for s in selection)
+    entity_type = str(body.get("entity_type") or body.get("type") or "")
+    if not entity_type:
+        raise ActionError("entity_type is missing")
+    values = body.get("values")
+    return Invocation(
+        "kitsu",
+        identifier,
+        entity_type,
+        ids,
+        body.get("user_id") or body.get("person_id"),
+        body.get("user_email"),
+        body.get("project_id") or body.get("production_id"),
+        dict(values) if isinstance(values, Mapping) else None,
+        dict(body),
+    )
+
+
+def ftrack_subscribe(session: Any, actions: Mapping[str, Action], username: str | None = None) -> None:
+    """Serve ``actions`` to ftrack from a plugin's ``register(session)``: discover and launch, as ftrack does.
+
+    With ``username`` the subscriptions carry ftrack's usual ``source.user.username=`` condition.
+    """
+    who = f" and source.user.username={username}" if username else ""
+
+    def discover(event: Mapping[str, Any]) -> dict[str, Any] | None:
+        return ftrack_discover_items(actions.values(), event)
+
+    def launch(event: Mapping[str, Any]) -> dict[str, Any] | None:
+        invocation = from_ftrack(event)
+        act = actions.get(invocation.action)
+        return None if act is None else ftrack_reply(act, invocation)
+
+    session.event_hub.subscribe("topic=ftrack.action.discover" + who, discover)
+    session.event_hub.subscribe("topic=ftrack.action.launch" + who, launch)

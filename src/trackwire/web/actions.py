@@ -1,0 +1,222 @@
+"""Hosted actions over HTTP: ShotGrid action menu items and Kitsu custom actions.
+
+- ``POST /actions/shotgrid/{identifier}``: the action menu item's URL. ShotGrid posts the selection
+  form-encoded; with *light payload* it posts only ``event_log_entry_id``, and the payload is read back
+  from that ``EventLogEntry`` (its ``meta``) through shotgun-api3. An action with a form answers with
+  an HTML form that posts back here (the original fields hidden, inputs named ``value.<name>``); then,
+  or at once without a form, it runs and answers with an HTML result page.
+- ``POST /actions/kitsu/{identifier}``: Kitsu's custom action (JSON); answers ``{"success", "message"}``
+  or ``{"form": [...]}``.
+
+A post that cannot be understood is answered 400 with the reason, never 500. Every run is recorded in
+the log as a ``trackwire.action.invoked`` event (who, what, selection, values, result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from trackwire.actions.hosted import Action, ActionError, Invocation, Outcome, from_kitsu, from_shotgrid
+from trackwire.actions.loading import load_actions
+from trackwire.core.event import Event, Ref
+
+if TYPE_CHECKING:
+    from trackwire.web.backend import Backend
+
+__all__ = ["INVOKED_TYPE", "actions_router"]
+
+log = logging.getLogger("trackwire.actions")
+
+INVOKED_TYPE = "trackwire.action.invoked"
+ShotgridReader = Callable[[int], Mapping[str, Any] | None]
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<link rel='stylesheet' href='/static/app.css'></head><body><main class='action'>"
+        f"<h1>{html.escape(title)}</h1>{body}</main></body></html>",
+        status_code=status,
+    )
+
+
+def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]]) -> HTMLResponse:
+    hidden = "".join(
+        f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
+        for k, v in fields
+        if not k.startswith("value.") and k != "submitted"
+    )
+    inputs = []
+    for f in act.form or ():
+        name, label = html.escape("value." + f.name), html.escape(f.label or f.name)
+        default = "" if f.value is None else html.escape(str(f.value))
+        if f.type == "enumerator":
+            options = "".join(
+                f"<option value='{html.escape(v)}'{' selected' if v == f.value else ''}>{html.escape(lbl)}</option>"
+                for lbl, v in f.choices
+            )
+            control = f"<select id='{name}' name='{name}'>{options}</select>"
+        elif f.type == "boolean":
+            control = f"<input id='{name}' type='checkbox' name='{name}' value='true'{' checked' if f.value else ''}>"
+        elif f.type == "textarea":
+            control = f"<textarea id='{name}' name='{name}'>{default}</textarea>"
+        else:
+            kind = {"number": "number", "hidden": "hidden"}.get(f.type, "text")
+            required = " required" if f.required else ""
+            control = f"<input id='{name}' type='{kind}' name='{name}' value='{default}'{required}>"
+        inputs.append(f"<p><label for='{name}'>{label}</label> {control}</p>")
+    body = (
+        f"<p>{html.escape(act.description)}</p>"
+        f"<form method='post' action='/actions/shotgrid/{html.escape(identifier)}'>{hidden}"
+        f"<input type='hidden' name='submitted' value='1'>{''.join(inputs)}"
+        f"<p><button type='submit'>Run</button></p></form>"
+    )
+    return _page(act.label, body)
+
+
+def actions_router(
+    backend: Backend, actions: Mapping[str, Action] | None = None, shotgrid_reader: ShotgridReader | None = None
+) -> APIRouter:
+    """The routes; ``actions`` default to those in ``[hosted_actions] path``, loaded on first use."""
+    router = APIRouter()
+    loaded: dict[str, Mapping[str, Action]] = {}
+
+    def registry() -> Mapping[str, Action]:
+        if actions is not None:
+            return actions
+        if "all" not in loaded:
+            daemon = backend.daemon
+            path = None if daemon is None else daemon.settings.hosted_actions.path
+            loaded["all"] = load_actions(daemon.settings.resolve(path)) if daemon is not None and path else {}
+        return loaded["all"]
+
+    def reader() -> ShotgridReader:
+        if shotgrid_reader is not None:
+            return shotgrid_reader
+        daemon = backend.daemon
+        if daemon is None or not daemon.settings.shotgrid.site:
+            raise ActionError("a light-payload post needs shotgrid.site to read the EventLogEntry")
+        return _shotgrid_reader(daemon.settings.shotgrid)
+
+    async def record(invocation: Invocation, outcome: Outcome | None, error: str | None) -> None:
+        user = invocation.user_id if invocation.user_id is not None else invocation.user_login
+        data = invocation.summary() | {
+            "result": None if outcome is None else {"success": outcome.success, "message": outcome.message},
+            "error": error,
+        }
+        event = Event(
+            source=f"actions:{invocation.tracker}",
+            source_id=uuid.uuid4().hex,
+            type=INVOKED_TYPE,
+            entity=Ref(invocation.entity_type, invocation.selected[0]) if invocation.selected else None,
+            project=Ref("Project", invocation.project_id) if invocation.project_id is not None else None,
+            user=Ref("User", user, invocation.user_login) if user is not None else None,
+            attribute=invocation.action,
+            data=data,
+            key=f"action:{invocation.action}",
+        )
+        try:
+            await asyncio.to_thread(backend.store.append, [event])
+        except Exception:
+            log.exception("could not record the invocation of %s", invocation.action)
+
+    async def run(act: Action, invocation: Invocation) -> tuple[Outcome | None, str | None]:
+        invocation = act.prepare(invocation)  # a bad value is the poster's error: 400
+        try:
+            outcome = await asyncio.to_thread(act.run, invocation)
+        except ActionError:
+            raise
+        except Exception as exc:
+            log.exception("action %s failed", act.identifier)
+            await record(invocation, None, f"{type(exc).__name__}: {exc}")
+            return None, f"{type(exc).__name__}: {exc}"
+        await record(invocation, outcome, None)
+        return outcome, None
+
+    @router.post("/actions/shotgrid/{identifier}", response_model=None, tags=["actions"])
+    async def shotgrid_action(identifier: str, request: Request) -> Response:
+        act = registry().get(identifier)
+        if act is None:
+            return _page("Unknown action", f"<p>No action {html.escape(identifier)!s} here.</p>", 404)
+        try:
+            form = await request.form()
+            fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            keys = {k for k, _ in fields}
+            if "event_log_entry_id" in keys and "entity_type" not in keys:
+                fields = await asyncio.to_thread(_light_payload, reader(), dict(fields)["event_log_entry_id"])
+            invocation = from_shotgrid(identifier, fields)
+            if not act.applies_to(invocation.entity_type, len(invocation.selected)):
+                raise ActionError(f"{act.label} does not apply to {invocation.entity_type} with this selection")
+            if act.needs_form(invocation):
+                return _form_page(act, identifier, fields)
+            outcome, error = await run(act, invocation)
+        except ActionError as exc:
+            return _page("Cannot run this action", f"<p class='error'>{html.escape(str(exc))}</p>", 400)
+        if outcome is None:
+            return _page(act.label, f"<p class='error'>The action failed: {html.escape(error or '')}</p>", 500)
+        state = "succeeded" if outcome.success else "failed"
+        return _page(act.label, f"<p class='result {state}'>{html.escape(outcome.message or state)}</p>")
+
+    @router.post("/actions/kitsu/{identifier}", response_model=None, tags=["actions"])
+    async def kitsu_action(identifier: str, request: Request) -> JSONResponse:
+        act = registry().get(identifier)
+        if act is None:
+            return JSONResponse({"error": f"no action {identifier}"}, 404)
+        try:
+            try:
+                body = await request.json()
+            except ValueError:
+                raise ActionError("the body is not JSON") from None
+            invocation = from_kitsu(identifier, body)
+            if act.needs_form(invocation):
+                form = [{"name": f.name, "label": f.label, "type": f.type, "value": f.value} for f in act.form or ()]
+                return JSONResponse({"form": form})
+            outcome, error = await run(act, invocation)
+        except ActionError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        if outcome is None:
+            return JSONResponse({"success": False, "message": error}, 500)
+        return JSONResponse({"success": outcome.success, "message": outcome.message})
+
+    return router
+
+
+def _light_payload(read: ShotgridReader, entry_id: str) -> list[tuple[str, str]]:
+    """The fields of a light-payload post, from the ``meta`` of the ``EventLogEntry`` it names."""
+    try:
+        number = int(entry_id)
+    except ValueError:
+        raise ActionError(f"event_log_entry_id must be an id, got {entry_id!r}") from None
+    entry = read(number)
+    if not entry:
+        raise ActionError(f"EventLogEntry {number} does not exist")
+    meta = entry.get("meta") or {}
+    payload = meta.get("ami_payload", meta) if isinstance(meta, Mapping) else {}
+    fields: list[tuple[str, str]] = []
+    for key, value in payload.items():
+        for item in value if isinstance(value, list) else [value]:
+            fields.append((str(key), "" if item is None else str(item)))
+    return fields
+
+
+def _shotgrid_reader(settings: Any) -> ShotgridReader:
+    def read(entry_id: int) -> Mapping[str, Any] | None:
+        from shotgun_api3.shotgun import Shotgun
+
+        key = settings.script_key.get_secret_value() if settings.script_key else None
+        sg = Shotgun(settings.site, settings.script_name, key, http_proxy=settings.proxy or None)
+        try:
+            found: Mapping[str, Any] | None = sg.find_one("EventLogEntry", [["id", "is", entry_id]], ["meta"])
+            return found
+        finally:
+            sg.close()
+
+    return read

@@ -1,0 +1,168 @@
+"""Hosted actions over HTTP: ShotGrid action menu items (full and light payload) and Kitsu custom actions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.fakes.shotgrid_server import FakeShotgrid
+from trackwire.actions.loading import load_actions
+from trackwire.config import ShotgridSettings
+from trackwire.store.memory import MemoryStore
+from trackwire.web.actions import INVOKED_TYPE, _shotgrid_reader, actions_router
+from trackwire.web.backend import Backend
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "actions"
+
+# What ShotGrid posts for an action menu item on a Shot page (form-encoded, `cols` repeated).
+AMI_FIELDS: list[tuple[str, str]] = [
+    ("entity_type", "Shot"),
+    ("selected_ids", "1201,1202"),
+    ("ids", "1201,1202,1203"),
+    ("project_id", "70"),
+    ("project_name", "Moonfall"),
+    ("user_id", "42"),
+    ("user_login", "jane.doe"),
+    ("title", "Shots"),
+    ("cols", "code"),
+    ("cols", "sg_status_list"),
+    ("column_display_names", "Shot Code"),
+    ("column_display_names", "Status"),
+    ("sort_column", "code"),
+    ("sort_direction", "asc"),
+    ("session_uuid", "5a8e4f0c-1b2c-11ef-9a7e-0242ac120003"),
+    ("server_hostname", "locovfx.shotgrid.autodesk.com"),
+]
+
+
+class Client:
+    def __init__(self, store: MemoryStore, **router: Any) -> None:
+        app = FastAPI()
+        app.include_router(actions_router(Backend.for_store(store), load_actions(EXAMPLES), **router))
+        self.app = app
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://tw") as client:
+                return await client.post(path, **kwargs)
+
+        return asyncio.run(send())
+
+
+def _invocations(store: MemoryStore) -> list[dict[str, Any]]:
+    return [r.event.data for r in store.read_after(0, 100) if r.event.type == INVOKED_TYPE]
+
+
+def test_an_ami_post_without_a_form_runs_and_answers_with_a_result_page() -> None:
+    store = MemoryStore()
+    fields = [(k, "Version" if k == "entity_type" else v) for k, v in AMI_FIELDS]
+    response = Client(store).post("/actions/shotgrid/loco.update-rv-component", data=dict(fields))
+    assert response.status_code == 200, response.text
+    assert "movie component added to version(s) 1201, 1202" in response.text
+    (recorded,) = _invocations(store)
+    assert recorded["user"] == {"id": 42, "login": "jane.doe"}
+    assert recorded["selected"] == [1201, 1202] and recorded["entity_type"] == "Version"
+    assert recorded["result"] == {"success": True, "message": "movie component added to version(s) 1201, 1202"}
+
+
+def test_a_form_action_answers_with_a_form_then_runs_with_the_submitted_values() -> None:
+    store = MemoryStore()
+    client = Client(store)
+    first = client.post(
+        "/actions/shotgrid/loco.batch-create-shots",
+        content=httpx.QueryParams(AMI_FIELDS).__str__(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert first.status_code == 200
+    assert "name='value.pattern'" in first.text and "name='selected_ids' value='1201,1202'" in first.text
+    assert _invocations(store) == []
+    submitted = [
+        *AMI_FIELDS,
+        ("submitted", "1"),
+        ("value.pattern", "MF_{:04d}"),
+        ("value.first", "10"),
+        ("value.last", "30"),
+        ("value.step", "10"),
+    ]
+    second = client.post(
+        "/actions/shotgrid/loco.batch-create-shots",
+        content=str(httpx.QueryParams(submitted)),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert second.status_code == 200
+    assert "would create 3 shots: MF_0010, MF_0020, MF_0030" in second.text
+    (recorded,) = _invocations(store)
+    assert recorded["values"] == {"pattern": "MF_{:04d}", "first": 10, "last": 30, "step": 10}
+    assert recorded["payload"]["cols"] == ["code", "sg_status_list"]
+
+
+def test_malformed_ami_posts_are_answered_400_never_500() -> None:
+    store = MemoryStore()
+    client = Client(store)
+    url = "/actions/shotgrid/loco.batch-create-shots"
+    cases: list[dict[str, Any]] = [
+        {"data": {}},
+        {"data": {"entity_type": "Shot"}},
+        {"data": {**dict(AMI_FIELDS), "selected_ids": "12,abc"}},
+        {"data": {**dict(AMI_FIELDS), "user_id": "jane"}},
+        {"data": {**dict(AMI_FIELDS), "entity_type": "HumanUser"}},
+        {"data": {**dict(AMI_FIELDS), "submitted": "1", "value.pattern": "x", "value.first": "ten", "value.last": "1"}},
+        {"content": b"\xff\xfe not a form", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        {"content": b"{}", "headers": {"content-type": "application/json"}},
+    ]
+    statuses = [client.post(url, **case).status_code for case in cases]
+    assert statuses == [400] * len(cases)
+    assert client.post("/actions/shotgrid/no-such-action", data=dict(AMI_FIELDS)).status_code == 404
+    assert _invocations(store) == []
+
+
+def test_a_light_payload_post_is_read_back_from_the_event_log_entry_on_the_shotgrid_server() -> None:
+    store = MemoryStore()
+    with FakeShotgrid() as sg:
+        payload: dict[str, Any] = {}
+        for key, value in AMI_FIELDS:
+            payload.setdefault(key, []).append(value)
+        meta = {"ami_payload": {k: v if len(v) > 1 else v[0] for k, v in payload.items()}}
+        entry_id = sg.add_event("Shotgun_ActionMenuItem_Triggered", meta=meta)
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
+        response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
+        missing = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": "999999"})
+    assert response.status_code == 200, response.text
+    assert "cleared the pending jobs of jane.doe" in response.text
+    assert missing.status_code == 400
+    (recorded,) = _invocations(store)
+    assert recorded["selected"] == [1201, 1202] and recorded["tracker"] == "shotgrid"
+
+
+def test_a_kitsu_custom_action_runs_from_its_json_post_and_malformed_ones_get_400() -> None:
+    store = MemoryStore()
+    client = Client(store)
+    body = {
+        "entity_type": "Task",
+        "selection": [{"id": "3149aa"}],
+        "user_email": "jane@locovfx.com",
+        "project_id": "a14f",
+        "values": {"path": "/dailies/sh0010_v003.mov"},
+    }
+    ok = client.post("/actions/kitsu/loco.upload-media", json=body)
+    assert ok.status_code == 200
+    assert ok.json() == {
+        "success": True,
+        "message": "/dailies/sh0010_v003.mov queued for dailies review on task 3149aa",
+    }
+    form = client.post("/actions/kitsu/loco.upload-media", json={**body, "values": None})
+    assert [f["name"] for f in form.json()["form"]] == ["path", "note"]
+    bad = [
+        client.post("/actions/kitsu/loco.upload-media", content=b"not json").status_code,
+        client.post("/actions/kitsu/loco.upload-media", json=[1, 2]).status_code,
+        client.post("/actions/kitsu/loco.upload-media", json={"selection": "x"}).status_code,
+    ]
+    assert bad == [400, 400, 400]
+    (recorded,) = _invocations(store)
+    assert recorded["tracker"] == "kitsu" and recorded["user"]["login"] == "jane@locovfx.com"

@@ -1,0 +1,79 @@
+"""A form action in a real browser: ShotGrid's action menu post, our form, filled and submitted in Chromium."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import skip_or_fail
+from tests.integration.web_support import serve_app
+from trackwire.actions.loading import load_actions
+from trackwire.store.memory import MemoryStore
+from trackwire.web.actions import INVOKED_TYPE, actions_router
+from trackwire.web.backend import Backend
+
+pytestmark = pytest.mark.needs_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+EXAMPLES = Path(__file__).parents[2] / "examples" / "actions"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+AMI = {
+    "entity_type": "Sequence",
+    "selected_ids": "88",
+    "ids": "88,89",
+    "project_id": "70",
+    "project_name": "Moonfall",
+    "user_id": "42",
+    "user_login": "jane.doe",
+    "title": "Sequences",
+}
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        context = browser.new_context()
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()
+
+
+def test_a_user_fills_the_batch_create_form_in_chromium_and_sees_the_result(browser_page: object) -> None:
+    page: playwright_sync.Page = browser_page  # type: ignore[assignment]
+    expect = playwright_sync.expect
+    store = MemoryStore()
+    app = FastAPI()
+    backend = Backend.for_store(store)
+    app.state.backend = backend
+    app.include_router(actions_router(backend, load_actions(EXAMPLES)))
+    with serve_app(app) as server:
+        # what ShotGrid's page does when the user picks the action menu item: a form POST to our URL
+        hidden = "".join(f"<input type=hidden name='{k}' value='{html.escape(v)}'>" for k, v in AMI.items())
+        page.set_content(
+            f"<form id=sg method=post action='{server.url}/actions/shotgrid/loco.batch-create-shots'>{hidden}</form>"
+        )
+        page.evaluate("document.getElementById('sg').submit()")
+        expect(page.locator("h1")).to_have_text("Batch Create")
+        page.fill("input[name='value.pattern']", "SQ88_{:04d}")
+        page.fill("input[name='value.first']", "10")
+        page.fill("input[name='value.last']", "40")
+        page.click("button[type=submit]")
+        expect(page.locator("p.result")).to_have_text(
+            "would create 4 shots: SQ88_0010, SQ88_0020, SQ88_0030, SQ88_0040"
+        )
+    (record,) = [r.event for r in store.read_after(0, 10) if r.event.type == INVOKED_TYPE]
+    assert record.data["values"] == {"pattern": "SQ88_{:04d}", "first": 10, "last": 40, "step": 10}
+    assert record.data["user"] == {"id": 42, "login": "jane.doe"} and record.data["selected"] == [88]
