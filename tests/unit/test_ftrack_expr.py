@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from trackwire.core.ftrack_expr import All, AnyOf, Condition, ExpressionError, Not, parse
+from trackwire.core.ftrack_expr import All, AnyOf, Condition, ExpressionError, FtrackMatcher, Not, parse
 
 UPDATE: dict[str, Any] = {
     "id": "5a1c9d3e0f8b4d2a9c7e6b5a4f3e2d1c",
@@ -139,3 +139,33 @@ def test_a_quoted_wildcard_value_keeps_its_star() -> None:
 def test_malformed_expressions_are_rejected_with_a_reason(expression: str) -> None:
     with pytest.raises(ExpressionError):
         parse(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "patterns"),
+    [
+        ("topic=ftrack.update", ("ftrack.update",)),
+        ("topic=ftrack.action.* and source.user.username=x", ("*ftrack.action.*",)),
+        ("topic=ftrack.update or topic=ftrack.action.launch", ("ftrack.update", "ftrack.action.launch")),
+        ("topic=ftrack.update or data.x=1", None),
+        ("not topic=ftrack.update", None),
+        ("source.user.username=x", None),
+        ('topic="odd[?]"', ("odd[[][?]]",)),
+    ],
+)
+def test_the_topics_an_expression_can_match_narrow_the_events_its_group_reads(
+    expression: str, patterns: tuple[str, ...] | None
+) -> None:
+    assert FtrackMatcher((parse(expression),)).type_patterns() == patterns
+
+
+def test_the_topic_globs_agree_with_the_expression_on_real_topics() -> None:
+    import fnmatch
+
+    topics = ["ftrack.update", "ftrack.action.launch", "ftrack.action.discover", "trackwire.ftrack.gap", "x.ftrack"]
+    for expression in ["topic=ftrack.*", "topic=ftrack.update", "topic=action* or topic=gap*"]:
+        parsed = parse(expression)
+        globs = FtrackMatcher((parsed,)).type_patterns() or ("*",)
+        for topic in topics:
+            if parsed.match({"topic": topic}):
+                assert any(fnmatch.fnmatchcase(topic, g) for g in globs), (expression, topic)

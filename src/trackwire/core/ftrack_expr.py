@@ -245,6 +245,34 @@ def parse(text: str) -> Expression:
     return _Parser(text.strip()).parse()
 
 
+def _glob_literal(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
+def _topic_patterns(expression: Expression) -> tuple[str, ...] | None:
+    """Event type globs an expression can only match within (``None``: it constrains no topic)."""
+    if isinstance(expression, Condition):
+        if expression.path != ("topic",) or expression.op != "=":
+            return None
+        value = expression.value
+        return (f"*{_glob_literal(value[:-1])}*",) if value.endswith("*") else (_glob_literal(value),)
+    if isinstance(expression, All):
+        for part in expression.parts:
+            patterns = _topic_patterns(part)
+            if patterns is not None:
+                return patterns
+        return None
+    if isinstance(expression, AnyOf):
+        found: list[str] = []
+        for part in expression.parts:
+            patterns = _topic_patterns(part)
+            if patterns is None:
+                return None
+            found.extend(patterns)
+        return tuple(found)
+    return None
+
+
 def ftrack_candidate(event: TwEvent) -> Mapping[str, Any]:
     """What an expression is matched against: the original ftrack event, or a look-alike for other events."""
     original = event.data.get("ftrack")
@@ -265,7 +293,13 @@ class FtrackMatcher:
     expressions: tuple[Expression, ...]
 
     def type_patterns(self) -> tuple[str, ...] | None:
-        return None
+        found: list[str] = []
+        for expression in self.expressions:
+            patterns = _topic_patterns(expression)
+            if patterns is None:
+                return None
+            found.extend(patterns)
+        return tuple(dict.fromkeys(found))
 
     def matches(self, event: TwEvent) -> bool:
         if event.data.get("index", 0) != 0:
