@@ -274,13 +274,14 @@ def _fill_offset(store: SqliteStore, offset: int, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "which", nargs="*", default=["all"], choices=["all", "throughput", "bare", "latency", "callbacks", "memory"]
-    )
+    parser.add_argument("which", nargs="*", help="all (default), throughput, bare, latency, callbacks, memory")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--memory-events", type=int, default=1_000_000)
     args = parser.parse_args()
-    which = set(args.which)
+    which = set(args.which or ["all"])
+    unknown = which - {"all", "throughput", "bare", "latency", "callbacks", "memory"}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     everything = "all" in which
     print(
         f"# engine benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]},"
