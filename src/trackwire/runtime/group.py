@@ -28,6 +28,8 @@ __all__ = ["GroupRunner", "GroupStats"]
 
 log = logging.getLogger("trackwire.group")
 
+MAX_TYPED_READS = 8
+
 
 @dataclass
 class GroupStats:
@@ -155,7 +157,8 @@ class GroupRunner:
                 patterns = set()
                 break
             patterns.update(found)
-        self.types = sorted(patterns) if patterns else None
+        # Reading by type costs one indexed query per type: worth it for a few rare types, not for many.
+        self.types = sorted(patterns) if patterns and len(patterns) <= MAX_TYPED_READS else None
         log.info(
             "group %s: worker pid %s runs %d callbacks from %d plugins",
             self.name,
