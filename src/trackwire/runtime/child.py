@@ -29,7 +29,15 @@ from trackwire.core.event import Event, decode_event
 from trackwire.errors import Fail, Retry, Skip
 from trackwire.plugins.api import Context
 from trackwire.plugins.loader import LoadedConsumer, LoadFailure, load_plugin
-from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem, WorkerInit, recv_frame, send_frame
+from trackwire.runtime.protocol import (
+    ConsumerInfo,
+    Result,
+    RunItem,
+    WorkerInit,
+    failure_result,
+    recv_frame,
+    send_frame,
+)
 
 _SLOT = struct.Struct("!qd")  # event id, start time (monotonic)
 
@@ -207,33 +215,13 @@ class Worker:
                         self._values[event_id] = value
                 except Skip:
                     continue
-                except Retry as exc:
-                    return (event_id, "retry", position, str(exc), None, exc.after, time.monotonic() - started)
-                except Fail as exc:
-                    return (
-                        event_id,
-                        "fail",
-                        position,
-                        f"Fail: {exc}",
-                        traceback.format_exc(),
-                        None,
-                        time.monotonic() - started,
-                    )
                 except BaseException as exc:
                     if isinstance(exc, KeyboardInterrupt):
                         raise
-                    if not stop_on_error:
+                    if not stop_on_error and not isinstance(exc, Retry | Fail):
                         ctx.log.exception("callback %s failed (stopOnError is off: carrying on)", name)
                         continue
-                    return (
-                        event_id,
-                        "error",
-                        position,
-                        f"{type(exc).__name__}: {exc}",
-                        traceback.format_exc(),
-                        None,
-                        time.monotonic() - started,
-                    )
+                    return failure_result(event_id, position, exc, started)
             return (event_id, "ok", -1, None, None, None, time.monotonic() - started)
         finally:
             context.event_id = None

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from trackwire.core.event import Event, decode_event
 from trackwire.core.matching import Matcher
-from trackwire.errors import Fail, Retry, Skip
+from trackwire.errors import Skip
 from trackwire.plugins.loader import LoadFailure
-from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem
+from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem, failure_result
 
 __all__ = ["InProcessConsumer", "InProcessWorker"]
 
@@ -97,18 +96,6 @@ class InProcessWorker:
                 await asyncio.wait_for(self.handlers[position].handler(event), self.timeout)
             except Skip:
                 continue
-            except Retry as exc:
-                return (event_id, "retry", position, str(exc), None, exc.after, time.monotonic() - started)
-            except Fail as exc:
-                return (
-                    event_id,
-                    "fail",
-                    position,
-                    f"Fail: {exc}",
-                    traceback.format_exc(),
-                    None,
-                    time.monotonic() - started,
-                )
             except TimeoutError:
                 return (
                     event_id,
@@ -120,15 +107,7 @@ class InProcessWorker:
                     time.monotonic() - started,
                 )
             except Exception as exc:
-                return (
-                    event_id,
-                    "error",
-                    position,
-                    f"{type(exc).__name__}: {exc}",
-                    traceback.format_exc(),
-                    None,
-                    time.monotonic() - started,
-                )
+                return failure_result(event_id, position, exc, started)
         return (event_id, "ok", -1, None, None, None, time.monotonic() - started)
 
     async def stop(self, grace: float) -> None:

@@ -14,12 +14,24 @@ import asyncio
 import pickle
 import socket
 import struct
+import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from trackwire.core.matching import Matcher
+from trackwire.errors import Fail, Retry
 
-__all__ = ["ConsumerInfo", "Result", "RunItem", "WorkerInit", "read_frame", "recv_frame", "send_frame"]
+__all__ = [
+    "ConsumerInfo",
+    "Result",
+    "RunItem",
+    "WorkerInit",
+    "failure_result",
+    "read_frame",
+    "recv_frame",
+    "send_frame",
+]
 
 _HEADER = struct.Struct("!I")
 
@@ -73,3 +85,18 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
     header = await reader.readexactly(_HEADER.size)
     (size,) = _HEADER.unpack(header)
     return pickle.loads(await reader.readexactly(size))
+
+
+def failure_result(event_id: int, position: int, exc: BaseException, started: float) -> Result:
+    """The result of a callback that raised ``exc`` (``Skip`` and carrying on are the caller's business).
+
+    ``Retry`` asks for another attempt (after its delay), ``Fail`` dead-letters at once, anything else is a
+    failure to retry with backoff; the traceback is kept for the dead letter.
+    """
+    elapsed = time.monotonic() - started
+    if isinstance(exc, Retry):
+        return (event_id, "retry", position, str(exc), None, exc.after, elapsed)
+    text = "".join(traceback.format_exception(exc))
+    if isinstance(exc, Fail):
+        return (event_id, "fail", position, f"Fail: {exc}", text, None, elapsed)
+    return (event_id, "error", position, f"{type(exc).__name__}: {exc}", text, None, elapsed)
