@@ -421,3 +421,50 @@ def test_a_held_failure_is_never_dead_lettered_whatever_its_attempts() -> None:
     assert not outcome.dead
     assert ledger.items[1].state is State.RETRY
     assert ledger.items[1].attempts == 1
+
+
+# -- take order and read-ahead ------------------------------------------------------------------------
+
+
+def test_take_ready_hands_out_the_oldest_items_across_keys_first() -> None:
+    # A's events are 1, 4, 7; B's 2, 5, 8; C's 3, 6, 9: the four oldest are taken, as chains per key
+    ledger = _ledger()
+    _feed(ledger, "ABCABCABC")
+    assert sorted(_ids(ledger.take_ready(4))) == [1, 2, 3, 4]
+    # A runs (1, 4): its 7 waits; B's 5 and C's 6 were not taken, yet their keys run too
+    assert _ids(ledger.take_ready(10)) == []
+    ledger.succeeded(2)
+    ledger.succeeded(3)
+    assert _ids(ledger.take_ready(10)) == [5, 6, 8, 9]
+    ledger.succeeded(1)
+    assert _ids(ledger.take_ready(10)) == [], "A's 4 still runs: 7 waits for it"
+    ledger.succeeded(4)
+    assert _ids(ledger.take_ready(10)) == [7]
+
+
+def test_a_chain_cut_by_the_limit_goes_on_in_order_with_the_next_take() -> None:
+    ledger = _ledger(max_chain=64)
+    _feed(ledger, "AAAAA")
+    assert _ids(ledger.take_ready(2)) == [1, 2]
+    _feed(ledger, "B", first=6)
+    ledger.succeeded(1)
+    ledger.succeeded(2)
+    assert _ids(ledger.take_ready(2)) == [3, 4]
+    ledger.succeeded(3)
+    ledger.succeeded(4)
+    assert _ids(ledger.take_ready(10)) == [5, 6]
+
+
+def test_held_up_counts_items_behind_a_retry_or_a_long_running_head() -> None:
+    ledger = _ledger(persist_after=5.0)
+    _feed(ledger, "AAABBC")
+    taken = ledger.take_ready(10, now=0.0)
+    assert sorted(_ids(taken)) == [1, 2, 3, 4, 5, 6]
+    assert ledger.held_up(1.0) == 0, "nothing has run for persist_after yet"
+    ledger.succeeded(6)
+    assert ledger.held_up(6.0) == 5, "A's and B's heads have run 6 s: their 3 + 2 items are held up"
+    ledger.failed(4, 6.0, "boom")
+    ledger.succeeded(1)
+    ledger.succeeded(2)
+    ledger.succeeded(3)
+    assert ledger.held_up(6.0) == 2, "B waits for its retry (4, and 5 behind it)"

@@ -105,8 +105,9 @@ class GroupLedger:
 
     1. **Per-key FIFO.** Items of one key are handed out in the order they entered the ledger (rows
        restored at start-up in id order, then events offered in id order). :meth:`take_ready` hands out
-       the head of a key, plus up to ``max_chain`` pending items right behind it as one chain that the
-       worker runs in order; nothing of a key is handed out while an earlier chain of that key is running.
+       the oldest runnable items across keys (so work finishes close to log order and the position
+       follows), each key's as one chain of at most ``max_chain`` items that the worker runs in order;
+       nothing of a key is handed out while an earlier chain of that key is running.
        So an item starts only when every earlier item of its key is finished (succeeded) or dead.
     2. **A retry blocks only its key.** A failed head stays at the head in ``retry`` state until
        :meth:`due` reaches its retry time; the items behind it wait, every other key carries on. The
@@ -142,7 +143,8 @@ class GroupLedger:
     read_pos: int = field(init=False)
     items: dict[int, Item] = field(init=False, default_factory=dict)
     _keys: dict[str, deque[int]] = field(init=False, default_factory=dict)
-    _ready: deque[str] = field(init=False, default_factory=deque)
+    # keys whose head is pending, as a heap by head id (stale entries are skipped when popped)
+    _ready: list[tuple[int, str]] = field(init=False, default_factory=list)
     _ready_set: set[str] = field(init=False, default_factory=set)
     _unpersisted: dict[int, None] = field(init=False, default_factory=dict)
     _dirty: set[int] = field(init=False, default_factory=set)
@@ -256,36 +258,49 @@ class GroupLedger:
     def _mark_ready(self, key: str) -> None:
         if key not in self._ready_set:
             self._ready_set.add(key)
-            self._ready.append(key)
+            heapq.heappush(self._ready, (self._keys[key][0], key))
 
     # -- decisions going out ---------------------------------------------------------------------
 
     def take_ready(self, limit: int, now: float = 0.0) -> list[Item]:
-        """Items to run now: the head of each free key and the pending items right behind it."""
+        """Items to run now: the oldest runnable items, at most ``limit``, as chains per key.
+
+        Items are taken in id order across keys (a merge over the keys whose head is free), so work
+        finishes roughly in log order and the durable position follows it closely; a key's items in one
+        batch form a chain (at most ``max_chain`` long) that the worker runs in order.
+        """
         out: list[Item] = []
-        while self._ready and len(out) < limit:
-            key = self._ready.popleft()
-            self._ready_set.discard(key)
-            queue = self._keys.get(key)
-            if not queue:
+        heap = self._ready
+        items = self.items
+        keys = self._keys
+        chained: dict[str, int] = {}  # key -> index of its next item in this batch's chain
+        while heap and len(out) < limit:
+            event_id, key = heapq.heappop(heap)
+            queue = keys.get(key)
+            if queue is None:
                 continue
-            taken = 0
-            for event_id in queue:
-                item = self.items[event_id]
-                if item.state is State.RUNNING:
-                    if taken == 0:
-                        # the head is already running: nothing to add behind a running chain
-                        break
+            index = chained.get(key)
+            if index is None:
+                # a fresh ready key: valid only if it is still marked ready with this head
+                if key not in self._ready_set or queue[0] != event_id:
                     continue
-                if item.state is not State.PENDING or taken >= self.max_chain or len(out) >= limit:
-                    break
-                item.state = State.RUNNING
-                item.started = now
-                self.running_ids.add(event_id)
-                if item.persisted:
-                    self._dirty.add(event_id)
-                out.append(item)
-                taken += 1
+                self._ready_set.discard(key)
+                index = 0
+            elif index >= len(queue) or queue[index] != event_id:
+                continue
+            item = items[event_id]
+            if item.state is not State.PENDING:
+                continue
+            item.state = State.RUNNING
+            item.started = now
+            self.running_ids.add(event_id)
+            if item.persisted:
+                self._dirty.add(event_id)
+            out.append(item)
+            index += 1
+            chained[key] = index
+            if index < len(queue) and index < self.max_chain:
+                heapq.heappush(heap, (queue[index], key))
         return out
 
     def succeeded(self, event_id: int) -> None:
@@ -486,6 +501,19 @@ class GroupLedger:
     @property
     def running(self) -> int:
         return len(self.running_ids)
+
+    def held_up(self, now: float) -> int:
+        """How many items wait behind a head that is retrying or has run for ``persist_after`` or longer.
+
+        The runtime reads ahead of the worker only while the items that can run soon are few; items held
+        up by a slow or failing key do not count, so such a key never stops the group reading on."""
+        count = 0
+        items = self.items
+        for queue in self._keys.values():
+            head = items[queue[0]]
+            if head.state is State.RETRY or (head.state is State.RUNNING and now - head.started >= self.persist_after):
+                count += len(queue)
+        return count
 
     def blocked_keys(self) -> list[str]:
         """Keys whose head is waiting to retry."""

@@ -91,6 +91,8 @@ class GroupRunner:
         self._positions_memo: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._wake = asyncio.Event()
         self._persist_all = False
+        self._held_up = 0  # items held up behind stuck keys, refreshed at most every 0.1 s
+        self._held_up_at = 0.0
         self._restart_at = 0.0
         self._restart_failures = 0
         self._reloading = False
@@ -194,7 +196,7 @@ class GroupRunner:
             assert worker is not None
             worker.check()
             if self.deactivated is None:
-                if self.ledger.outstanding < self.engine.max_outstanding and self.tail.last > self.ledger.read_pos:
+                if self.tail.last > self.ledger.read_pos and self._should_read(now, max_inflight * 2):
                     await self._fill(batch)
                 self.ledger.due(now)
                 running = len(self._inflight)
@@ -208,11 +210,26 @@ class GroupRunner:
             due = self.ledger.next_due()
             if due is not None:
                 timeout = max(0.0, min(timeout, due - now))
-            if self.deactivated is None and self.ledger.outstanding < self.engine.max_outstanding:
+            if self.deactivated is None and self._should_read(now, max_inflight * 2):
                 waiter = asyncio.create_task(self.tail.wait(self.ledger.read_pos, timeout))
                 await self._sleep(stop, timeout, waiter)
             else:
                 await self._sleep(stop, timeout)
+
+    def _should_read(self, now: float, window: int) -> bool:
+        """Read ahead of the worker by about ``window`` runnable items, not more: events wait in the log,
+        not in memory, so they are not old (and given rows) by the time they run. Items held up behind a
+        retrying or long-running key do not count, so a stuck key never stops the rest; the hard cap is
+        ``max_outstanding``."""
+        outstanding = self.ledger.outstanding
+        if outstanding >= self.engine.max_outstanding:
+            return False
+        if outstanding < window:
+            return True
+        if now - self._held_up_at > 0.1:
+            self._held_up_at = now
+            self._held_up = self.ledger.held_up(now)
+        return outstanding - self._held_up < window
 
     async def _sleep(self, stop: asyncio.Event, timeout: float, extra: asyncio.Task[None] | None = None) -> None:
         self._wake.clear()
