@@ -67,3 +67,55 @@ def test_an_in_process_group_sees_matching_events_in_order_and_retries(tmp_path:
         ids = [i for e, i in seen if e == entity]
         assert ids == sorted(ids), f"{entity} out of order: {ids}"
     assert attempts[5] == 3
+
+
+def test_a_key_stuck_in_retry_with_thousands_of_events_behind_it_never_stops_the_other_keys(tmp_path: Path) -> None:
+    """The group reads ahead only a window of runnable work; items held up behind a retrying key do not
+    count against it, so later events of other keys are still read and delivered."""
+    seen: list[int] = []
+
+    async def handler(event: Event) -> None:
+        assert event.id is not None and event.entity is not None
+        if event.entity.id == 1:
+            raise Retry("the farm is down for this shot", after=60.0)
+        seen.append(event.id)
+
+    async def scenario() -> None:
+        settings = load_settings(
+            None,
+            overrides={
+                "store.url": f"sqlite:///{tmp_path / 'tw.db'}",
+                "web.enabled": False,
+                "log.file": "",
+                "engine.batch_size": 100,  # a read-ahead window of 400 runnable items
+            },
+        )
+        store = SqliteStore(tmp_path / "tw.db")
+        daemon = Daemon(settings, store=store)
+        registered = asyncio.Event()
+
+        async def service(d: Daemon) -> None:
+            await d.add_consumer_group("stuck", [InProcessConsumer("stuck.all", Filter(types=("Shotgun_*",)), handler)])
+            registered.set()
+
+        daemon.services.append(service)
+        runner = asyncio.create_task(daemon.run(install_signals=False))
+        await asyncio.wait_for(registered.wait(), 30)
+        blocked = [
+            Event(source="t", source_id=f"b{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 1)) for i in range(3000)
+        ]
+        store.append(blocked)
+        daemon.notify_appended()
+        await asyncio.sleep(0.5)
+        store.append(
+            [Event(source="t", source_id=f"f{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 2)) for i in range(50)]
+        )
+        daemon.notify_appended()
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(seen) < 50 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        daemon.request_stop()
+        await asyncio.wait_for(runner, 20)
+
+    asyncio.run(scenario())
+    assert seen == list(range(3001, 3051)), f"Shot 2's events were held back behind Shot 1 ({len(seen)} of 50 seen)"
