@@ -47,7 +47,7 @@ def _plugin(
     (folder / f"{name}.py").write_text("\n".join(lines))
 
 
-def _settings(folder: Path, plugin_dir: Path, **engine: object) -> Settings:
+def _settings(folder: Path, plugin_dir: Path, group: str | None = None, **engine: object) -> Settings:
     overrides: dict[str, object] = {
         "store.url": f"sqlite:///{folder / 'bench.db'}",
         "web.enabled": False,
@@ -59,7 +59,8 @@ def _settings(folder: Path, plugin_dir: Path, **engine: object) -> Settings:
     settings = load_settings(None, overrides=overrides)
     from trackwire.config import PluginPathSettings
 
-    return settings.model_copy(update={"plugins": (PluginPathSettings(path=plugin_dir, start="beginning"),)})
+    entry = PluginPathSettings(path=plugin_dir, start="beginning", group=group)
+    return settings.model_copy(update={"plugins": (entry,)})
 
 
 def _fill(store: SqliteStore, count: int, entities: int, types: list[str]) -> None:
@@ -115,7 +116,7 @@ async def _drain(settings: Settings, store: SqliteStore, target: int) -> tuple[f
     return elapsed, peak
 
 
-def throughput(events: int, callbacks: int, files: int, disjoint: bool) -> float:
+def throughput(events: int, callbacks: int, files: int, disjoint: bool, group: str | None = None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         plugins = folder / "plugins"
@@ -126,12 +127,14 @@ def throughput(events: int, callbacks: int, files: int, disjoint: bool) -> float
             _plugin(
                 plugins, f"p{f:03d}", per_file, types=types[f * per_file : (f + 1) * per_file] if disjoint else None
             )
-        settings = _settings(folder, plugins)
+        settings = _settings(folder, plugins, group)
         store = SqliteStore(folder / "bench.db")
         _fill(store, events, 200, types)
         elapsed, _ = asyncio.run(_drain(settings, store, store.last_id()))
         rate = events / elapsed
         label = f"{callbacks} {'disjoint ' if disjoint else ''}no-op callbacks in {files} plugin file(s)"
+        if group is not None:
+            label += f" sharing one ordering group (group = {group!r})"
         print(
             f"durable dispatch, {label}: {events} events in {elapsed:.2f} s = {rate:,.0f} events/s"
             f" (CPU per event: daemon {CPU['daemon'] / events * 1e6:.1f} us,"
@@ -292,6 +295,7 @@ def main() -> None:
     if everything or "throughput" in which:
         throughput(args.events, 10, 1, disjoint=False)
         throughput(args.events, 10, 10, disjoint=False)
+        throughput(args.events, 10, 10, disjoint=False, group="pipeline")
     if everything or "callbacks" in which:
         ten = throughput(args.events, 10, 1, disjoint=True)
         thousand = throughput(args.events, 1000, 1, disjoint=True)
