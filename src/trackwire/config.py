@@ -234,6 +234,13 @@ class HostedActionsSettings(_Section):
     """Hosted actions (ShotGrid action menu items, ftrack actions, Kitsu custom actions)."""
 
     path: Path | None = Field(None, description="a file or folder of @action files served under /actions/")
+    shotgrid_token: SecretStr | None = Field(
+        None, description="secret that ShotGrid action menu item URLs carry as ?token="
+    )
+    kitsu_token: SecretStr | None = Field(None, description="secret that Kitsu custom action URLs carry as ?token=")
+    allow_without_token: bool = Field(
+        False, description="serve a tracker's actions with no token set (only on a trusted network)"
+    )
 
 
 class Settings(BaseSettings):

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from tests.fakes.shotgrid_server import FakeShotgrid
 from trackwire.actions.loading import load_actions
-from trackwire.config import ShotgridSettings
+from trackwire.config import HostedActionsSettings, ShotgridSettings
 from trackwire.store.memory import MemoryStore
 from trackwire.web.actions import INVOKED_TYPE, _shotgrid_reader, actions_router
 from trackwire.web.backend import Backend
@@ -39,13 +39,26 @@ AMI_FIELDS: list[tuple[str, str]] = [
 ]
 
 
+SG_TOKEN, KITSU_TOKEN = "sg-7f3a9c", "kitsu-2b8e1d"
+TOKENS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN)  # type: ignore[arg-type]
+
+
 class Client:
-    def __init__(self, store: MemoryStore, **router: Any) -> None:
+    """The action routes over ASGI; posts carry the tracker's ``?token=`` unless ``token`` says otherwise."""
+
+    def __init__(self, store: MemoryStore, settings: HostedActionsSettings = TOKENS, **router: Any) -> None:
         app = FastAPI()
-        app.include_router(actions_router(Backend.for_store(store), load_actions(EXAMPLES), **router))
+        app.include_router(
+            actions_router(Backend.for_store(store), load_actions(EXAMPLES), settings=settings, **router)
+        )
         self.app = app
 
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+    def post(self, path: str, *, token: str | None = "", **kwargs: Any) -> httpx.Response:
+        if token == "":
+            token = SG_TOKEN if path.startswith("/actions/shotgrid/") else KITSU_TOKEN
+        if token is not None:
+            kwargs["params"] = {"token": token}
+
         async def send() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://tw") as client:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from tests.conftest import skip_or_fail
 from tests.integration.web_support import serve_app
 from trackwire.actions.loading import load_actions
+from trackwire.config import HostedActionsSettings
 from trackwire.store.memory import MemoryStore
 from trackwire.web.actions import INVOKED_TYPE, actions_router
 from trackwire.web.backend import Backend
@@ -58,13 +59,13 @@ def test_a_user_fills_the_batch_create_form_in_chromium_and_sees_the_result(brow
     app = FastAPI()
     backend = Backend.for_store(store)
     app.state.backend = backend
-    app.include_router(actions_router(backend, load_actions(EXAMPLES)))
+    settings = HostedActionsSettings(shotgrid_token="sg-7f3a9c")  # type: ignore[arg-type]
+    app.include_router(actions_router(backend, load_actions(EXAMPLES), settings=settings))
     with serve_app(app) as server:
         # what ShotGrid's page does when the user picks the action menu item: a form POST to our URL
         hidden = "".join(f"<input type=hidden name='{k}' value='{html.escape(v)}'>" for k, v in AMI.items())
-        page.set_content(
-            f"<form id=sg method=post action='{server.url}/actions/shotgrid/loco.batch-create-shots'>{hidden}</form>"
-        )
+        url = f"{server.url}/actions/shotgrid/loco.batch-create-shots?token=sg-7f3a9c"
+        page.set_content(f"<form id=sg method=post action='{url}'>{hidden}</form>")
         page.evaluate("document.getElementById('sg').submit()")
         expect(page.locator("h1")).to_have_text("Batch Create")
         page.fill("input[name='value.pattern']", "SQ88_{:04d}")

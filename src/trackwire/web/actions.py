@@ -26,7 +26,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from trackwire.actions.hosted import Action, ActionError, Invocation, Outcome, from_kitsu, from_shotgrid
 from trackwire.actions.loading import load_actions
+from trackwire.config import HostedActionsSettings
 from trackwire.core.event import Event, Ref
+from trackwire.web.action_auth import ActionGate
 
 if TYPE_CHECKING:
     from trackwire.web.backend import Backend
@@ -36,6 +38,7 @@ __all__ = ["INVOKED_TYPE", "actions_router"]
 log = logging.getLogger("trackwire.actions")
 
 INVOKED_TYPE = "trackwire.action.invoked"
+TICKET_FIELD = "trackwire_ticket"
 ShotgridReader = Callable[[int], Mapping[str, Any] | None]
 
 
@@ -48,12 +51,14 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
-def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]]) -> HTMLResponse:
+def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]], ticket: str | None) -> HTMLResponse:
     hidden = "".join(
         f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
         for k, v in fields
-        if not k.startswith("value.") and k != "submitted"
+        if not k.startswith("value.") and k not in ("submitted", TICKET_FIELD)
     )
+    if ticket is not None:
+        hidden += f"<input type='hidden' name='{TICKET_FIELD}' value='{html.escape(ticket)}'>"
     inputs = []
     for f in act.form or ():
         name, label = html.escape("value." + f.name), html.escape(f.label or f.name)
@@ -83,11 +88,17 @@ def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]]) -> H
 
 
 def actions_router(
-    backend: Backend, actions: Mapping[str, Action] | None = None, shotgrid_reader: ShotgridReader | None = None
+    backend: Backend,
+    actions: Mapping[str, Action] | None = None,
+    shotgrid_reader: ShotgridReader | None = None,
+    settings: HostedActionsSettings | None = None,
 ) -> APIRouter:
-    """The routes; ``actions`` default to those in ``[hosted_actions] path``, loaded on first use."""
+    """The routes; ``actions`` and ``settings`` default to the daemon's ``[hosted_actions]``."""
     router = APIRouter()
     loaded: dict[str, Mapping[str, Action]] = {}
+    if settings is None:
+        settings = backend.daemon.settings.hosted_actions if backend.daemon is not None else HostedActionsSettings()
+    gate = ActionGate(settings)
 
     def registry() -> Mapping[str, Action]:
         if actions is not None:
@@ -143,12 +154,22 @@ def actions_router(
 
     @router.post("/actions/shotgrid/{identifier}", response_model=None, tags=["actions"])
     async def shotgrid_action(identifier: str, request: Request) -> Response:
+        try:
+            form = await request.form()
+            fields: list[tuple[str, str]] | None = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        except Exception:  # not a form: refused below, or answered 400 once the caller is known
+            fields = None
+        ticket = next((v for k, v in fields or () if k == TICKET_FIELD), None)
+        refusal = gate.check("shotgrid", request, ticket, identifier)
+        if refusal is not None:
+            return _page("Not allowed", f"<p class='error'>{html.escape(refusal.message)}</p>", refusal.status)
         act = registry().get(identifier)
         if act is None:
             return _page("Unknown action", f"<p>No action {html.escape(identifier)!s} here.</p>", 404)
         try:
-            form = await request.form()
-            fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            if fields is None:
+                raise ActionError("the body is not a form (application/x-www-form-urlencoded)")
+            fields = [(k, v) for k, v in fields if k != TICKET_FIELD]
             keys = {k for k, _ in fields}
             if "event_log_entry_id" in keys and "entity_type" not in keys:
                 fields = await asyncio.to_thread(_light_payload, reader(), dict(fields)["event_log_entry_id"])
@@ -156,7 +177,7 @@ def actions_router(
             if not act.applies_to(invocation.entity_type, len(invocation.selected)):
                 raise ActionError(f"{act.label} does not apply to {invocation.entity_type} with this selection")
             if act.needs_form(invocation):
-                return _form_page(act, identifier, fields)
+                return _form_page(act, identifier, fields, gate.ticket("shotgrid", identifier))
             outcome, error = await run(act, invocation)
         except ActionError as exc:
             return _page("Cannot run this action", f"<p class='error'>{html.escape(str(exc))}</p>", 400)
@@ -167,6 +188,9 @@ def actions_router(
 
     @router.post("/actions/kitsu/{identifier}", response_model=None, tags=["actions"])
     async def kitsu_action(identifier: str, request: Request) -> JSONResponse:
+        refusal = gate.check("kitsu", request)
+        if refusal is not None:
+            return JSONResponse({"error": refusal.message}, refusal.status)
         act = registry().get(identifier)
         if act is None:
             return JSONResponse({"error": f"no action {identifier}"}, 404)
