@@ -8,6 +8,7 @@ otherwise the action answers with what it would do, so the examples run anywhere
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from trackwire.actions.hosted import Field, Invocation, Outcome, action
@@ -84,3 +85,28 @@ def upload_media(inv: Invocation) -> Outcome:
 def update_rv_component(inv: Invocation) -> Outcome:
     versions = ", ".join(str(s) for s in inv.selected)
     return Outcome(True, f"movie component added to version(s) {versions}")
+
+
+@action(
+    "loco.client-review-sync",
+    label="Client Review Sync",
+    description="Sync a client review session with the cloud account (runs in the background).",
+    icon="sync",
+    entity_types=("ReviewSession", "reviewsession", "Playlist", "playlist"),
+    selection="one",
+    background=True,
+    timeout=1800,
+)
+def client_review_sync(inv: Invocation) -> Outcome:
+    """A long action: the tracker is answered at once and the user follows the progress on the job's page.
+
+    The body is a placeholder for the studio's upload of each review item; each step reports progress.
+    """
+    steps = int(os.environ.get("TRACKWIRE_EXAMPLE_SYNC_STEPS", "10"))
+    pause = float(os.environ.get("TRACKWIRE_EXAMPLE_SYNC_PAUSE", "0.5"))
+    session = inv.selected[0]
+    for step in range(steps):
+        inv.progress(step / steps, f"syncing item {step + 1} of {steps} of review session {session}")
+        time.sleep(pause)  # stands in for the upload of one item
+    inv.progress(1.0, "done")
+    return Outcome(True, f"review session {session}: {steps} items synced with the cloud account")

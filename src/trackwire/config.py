@@ -241,6 +241,11 @@ class HostedActionsSettings(_Section):
     allow_without_token: bool = Field(
         False, description="serve a tracker's actions with no token set (only on a trusted network)"
     )
+    job_workers: int = Field(4, ge=1, le=64, description="background actions run at most this many at once")
+    job_timeout: float = Field(3600.0, gt=0, description="a background action still running after this many s fails")
+    job_heartbeat: float = Field(
+        5.0, gt=0, description="running jobs are marked alive this often; 3 missed beats mean the process died"
+    )
 
 
 class Settings(BaseSettings):

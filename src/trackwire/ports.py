@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from trackwire.core.event import Event, decode_event
+from trackwire.core.jobs import Job, JobState, Settlement
 from trackwire.core.ledger import Checkpoint, DeliveryRow
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DeliveryQueue",
     "EventStore",
     "GroupRecord",
+    "JobStore",
     "LogRecord",
     "Store",
 ]
@@ -129,3 +131,45 @@ class DeliveryQueue(Protocol):
 
 class Store(EventStore, DeliveryQueue, Protocol):
     """What one adapter provides: both ports over one database."""
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Hosted-action jobs (:mod:`trackwire.core.jobs`): every change is conditional, so two runners never
+    both own a job and a runner that lost its job (timed out, settled as stale) learns it."""
+
+    def insert(self, job: Job) -> Job:
+        """Store a new job; returns it with its ``seq``."""
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def claim(self, owner: str, now: float) -> Job | None:
+        """The oldest queued job, now running for ``owner`` (attempts + 1), or ``None``."""
+
+    def report(self, job_id: str, owner: str, progress: float, message: str, now: float) -> bool:
+        """Record progress (and a heartbeat); ``False`` when the job is no longer running for ``owner``."""
+
+    def finish(
+        self,
+        job_id: str,
+        owner: str,
+        state: JobState,
+        message: str,
+        result: dict[str, Any] | None,
+        error: str | None,
+        now: float,
+    ) -> bool:
+        """End a job ``owner`` runs; ``False`` (and nothing written) when it is no longer its."""
+
+    def heartbeat(self, owner: str, now: float) -> int:
+        """Mark every job running for ``owner`` alive; returns how many."""
+
+    def running(self) -> list[Job]: ...
+
+    def settle(self, job: Job, settlement: Settlement, now: float) -> bool:
+        """Requeue or interrupt a stale running job, if it is still as ``job`` saw it (same owner and beat)."""
+
+    def recent(self, limit: int = 50, before: int | None = None) -> list[Job]:
+        """Jobs newest first, those with ``seq < before`` when given (paging by key)."""
+
+    def close(self) -> None: ...

@@ -31,6 +31,7 @@ __all__ = [
     "ActionError",
     "Field",
     "Invocation",
+    "JobCancelled",
     "Outcome",
     "action",
     "collect",
@@ -49,6 +50,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class ActionError(TrackwireError, ValueError):
     """An invocation that cannot be understood (a malformed post): the caller answers 400."""
+
+
+class JobCancelled(TrackwireError):
+    """This job is no longer running (it timed out, or its runner stopped): the handler should return now."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,34 @@ class Invocation:
     project_id: str | int | None = None
     values: Mapping[str, Any] | None = None  # None: the form was not submitted yet
     payload: Mapping[str, Any] = field(default_factory=dict)
+    reporter: Callable[[float, str], None] | None = field(default=None, compare=False, repr=False)
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Tell the user how far the action is (0..1) and what it does now.
+
+        Shown on the job's page while a background action runs. Raises :class:`JobCancelled` once the
+        job timed out or its runner stops: let it propagate (or return). Does nothing for an action
+        run inline.
+        """
+        if self.reporter is not None:
+            self.reporter(fraction, message)
+
+    @classmethod
+    def from_summary(cls, summary: Mapping[str, Any]) -> Invocation:
+        """The invocation :meth:`summary` describes (how a queued job is run again from the store)."""
+        user = summary.get("user") or {}
+        values = summary.get("values")
+        return cls(
+            summary["tracker"],
+            str(summary["action"]),
+            str(summary.get("entity_type") or ""),
+            tuple(summary.get("selected") or ()),
+            user.get("id"),
+            user.get("login"),
+            summary.get("project_id"),
+            dict(values) if isinstance(values, Mapping) else None,
+            dict(summary.get("payload") or {}),
+        )
 
     def summary(self) -> dict[str, Any]:
         """What is recorded in the log (the event's ``data``)."""
@@ -129,6 +162,9 @@ class Action:
     entity_types: tuple[str, ...] = ("*",)  # names or globs, compared case-insensitively
     selection: Selection = "any"
     form: tuple[Field, ...] | None = None
+    background: bool = False  # a long action: answered at once, run as a job with progress
+    timeout: float | None = None  # a background job still running after this many s fails (default: settings)
+    rerun_interrupted: bool = False  # safe to repeat: a job cut off by a crash runs again (at most 3 times)
 
     def applies_to(self, entity_type: str, count: int) -> bool:
         typed = any(fnmatch.fnmatch(entity_type.lower(), p.lower()) for p in self.entity_types)
@@ -162,12 +198,30 @@ def action(
     entity_types: Sequence[str] = ("*",),
     selection: Selection = "any",
     form: Sequence[Field] | None = None,
+    background: bool = False,
+    timeout: float | None = None,
+    rerun_interrupted: bool = False,
 ) -> Callable[[F], F]:
-    """Declare the decorated function an action (found by :func:`collect` when its file is loaded)."""
+    """Declare the decorated function an action (found by :func:`collect` when its file is loaded).
+
+    ``background=True`` marks a long action: the tracker is answered at once with a link to the job's
+    page, the handler runs as a job and reports with ``inv.progress(fraction, message)``; ``timeout``
+    bounds it and ``rerun_interrupted=True`` lets a job cut off by a crash run again.
+    """
 
     def decorate(fn: F) -> F:
         spec = Action(
-            identifier, label, fn, description, icon, tuple(entity_types), selection, tuple(form or ()) or None
+            identifier,
+            label,
+            fn,
+            description,
+            icon,
+            tuple(entity_types),
+            selection,
+            tuple(form or ()) or None,
+            background=background,
+            timeout=timeout,
+            rerun_interrupted=rerun_interrupted,
         )
         setattr(fn, ACTIONS_ATTRIBUTE, spec)
         return fn

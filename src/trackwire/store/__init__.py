@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from trackwire.errors import ConfigError
-from trackwire.ports import Store
+from trackwire.ports import JobStore, Store
 
-__all__ = ["open_store"]
+__all__ = ["open_jobs", "open_store"]
 
 
 def open_store(url: str, *, base: Path | None = None) -> Store:
@@ -27,3 +27,16 @@ def open_store(url: str, *, base: Path | None = None) -> Store:
     from trackwire.store.sqlite import SqliteStore
 
     return SqliteStore(path)
+
+
+def open_jobs(store: Store) -> JobStore:
+    """The hosted-action jobs kept beside ``store``: in its SQLite file, or in memory for a memory store."""
+    from trackwire.store.sqlite import SqliteStore
+
+    if isinstance(store, SqliteStore):
+        from trackwire.store.sqlite.jobs import SqliteJobs
+
+        return SqliteJobs(store.path)
+    from trackwire.store.memory_jobs import MemoryJobs
+
+    return MemoryJobs()

@@ -17,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import uuid
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from trackwire.actions.hosted import Action, ActionError, Invocation, Outcome, from_kitsu, from_shotgrid
+from trackwire.actions.hosted import Action, ActionError, Invocation, from_kitsu, from_shotgrid
+from trackwire.actions.jobs import INVOKED_TYPE, JobRunner
 from trackwire.actions.loading import load_actions
 from trackwire.config import HostedActionsSettings
-from trackwire.core.event import Event, Ref
+from trackwire.core.jobs import Job
 from trackwire.web.action_auth import ActionGate
+from trackwire.web.action_jobs import job_json, job_url
 
 if TYPE_CHECKING:
     from trackwire.web.backend import Backend
@@ -37,7 +39,6 @@ __all__ = ["INVOKED_TYPE", "actions_router"]
 
 log = logging.getLogger("trackwire.actions")
 
-INVOKED_TYPE = "trackwire.action.invoked"
 TICKET_FIELD = "trackwire_ticket"
 ShotgridReader = Callable[[int], Mapping[str, Any] | None]
 
@@ -99,15 +100,17 @@ def actions_router(
     if settings is None:
         settings = backend.daemon.settings.hosted_actions if backend.daemon is not None else HostedActionsSettings()
     gate = ActionGate(settings)
+    loading = threading.Lock()
 
     def registry() -> Mapping[str, Action]:
         if actions is not None:
             return actions
-        if "all" not in loaded:
-            daemon = backend.daemon
-            path = None if daemon is None else daemon.settings.hosted_actions.path
-            loaded["all"] = load_actions(daemon.settings.resolve(path)) if daemon is not None and path else {}
-        return loaded["all"]
+        with loading:  # the job runner's threads and requests may ask first at the same time
+            if "all" not in loaded:
+                daemon = backend.daemon
+                path = None if daemon is None else daemon.settings.hosted_actions.path
+                loaded["all"] = load_actions(daemon.settings.resolve(path)) if daemon is not None and path else {}
+            return loaded["all"]
 
     def reader() -> ShotgridReader:
         if shotgrid_reader is not None:
@@ -117,40 +120,37 @@ def actions_router(
             raise ActionError("a light-payload post needs shotgrid.site to read the EventLogEntry")
         return _shotgrid_reader(daemon.settings.shotgrid)
 
-    async def record(invocation: Invocation, outcome: Outcome | None, error: str | None) -> None:
-        user = invocation.user_id if invocation.user_id is not None else invocation.user_login
-        data = invocation.summary() | {
-            "result": None if outcome is None else {"success": outcome.success, "message": outcome.message},
-            "error": error,
-        }
-        event = Event(
-            source=f"actions:{invocation.tracker}",
-            source_id=uuid.uuid4().hex,
-            type=INVOKED_TYPE,
-            entity=Ref(invocation.entity_type, invocation.selected[0]) if invocation.selected else None,
-            project=Ref("Project", invocation.project_id) if invocation.project_id is not None else None,
-            user=Ref("User", user, invocation.user_login) if user is not None else None,
-            attribute=invocation.action,
-            data=data,
-            key=f"action:{invocation.action}",
-        )
-        try:
-            await asyncio.to_thread(backend.store.append, [event])
-        except Exception:
-            log.exception("could not record the invocation of %s", invocation.action)
+    runners: list[JobRunner] = []
+    lock = threading.Lock()
 
-    async def run(act: Action, invocation: Invocation) -> tuple[Outcome | None, str | None]:
-        invocation = act.prepare(invocation)  # a bad value is the poster's error: 400
-        try:
-            outcome = await asyncio.to_thread(act.run, invocation)
-        except ActionError:
-            raise
-        except Exception as exc:
-            log.exception("action %s failed", act.identifier)
-            await record(invocation, None, f"{type(exc).__name__}: {exc}")
-            return None, f"{type(exc).__name__}: {exc}"
-        await record(invocation, outcome, None)
-        return outcome, None
+    def runner() -> JobRunner:
+        """The job runner, started on first use (at once when the daemon serves configured actions)."""
+        with lock:
+            if not runners:
+                made = JobRunner(
+                    backend.jobs,
+                    registry,
+                    lambda event: backend.store.append([event]),
+                    workers=settings.job_workers,
+                    timeout=settings.job_timeout,
+                    heartbeat=settings.job_heartbeat,
+                )
+                grace = backend.daemon.settings.engine.shutdown_grace if backend.daemon is not None else 5.0
+                backend.closers.append(lambda: made.stop(grace))
+                made.start()
+                runners.append(made)
+            return runners[0]
+
+    if backend.daemon is not None and settings.path is not None:
+        runner()  # queued jobs run, and jobs a crash cut off are settled, without waiting for a request
+
+    async def run(act: Action, invocation: Invocation) -> Job:
+        """Run the action (or queue it, when it is a background one) as a job; a bad value is a 400."""
+        invocation = act.prepare(invocation)
+        jobs = await asyncio.to_thread(runner)
+        if act.background:
+            return await asyncio.to_thread(jobs.submit, act, invocation)
+        return await asyncio.to_thread(jobs.run_now, act, invocation)
 
     @router.post("/actions/shotgrid/{identifier}", response_model=None, tags=["actions"])
     async def shotgrid_action(identifier: str, request: Request) -> Response:
@@ -178,13 +178,15 @@ def actions_router(
                 raise ActionError(f"{act.label} does not apply to {invocation.entity_type} with this selection")
             if act.needs_form(invocation):
                 return _form_page(act, identifier, fields, gate.ticket("shotgrid", identifier))
-            outcome, error = await run(act, invocation)
+            job = await run(act, invocation)
         except ActionError as exc:
             return _page("Cannot run this action", f"<p class='error'>{html.escape(str(exc))}</p>", 400)
-        if outcome is None:
-            return _page(act.label, f"<p class='error'>The action failed: {html.escape(error or '')}</p>", 500)
-        state = "succeeded" if outcome.success else "failed"
-        return _page(act.label, f"<p class='result {state}'>{html.escape(outcome.message or state)}</p>")
+        if job.background:  # the job's page shows its progress; a reload does not post again
+            return RedirectResponse(job_url(job), status_code=303)
+        if job.result is None:
+            return _page(act.label, f"<p class='error'>The action failed: {html.escape(job.error or '')}</p>", 500)
+        state = "succeeded" if job.result["success"] else "failed"
+        return _page(act.label, f"<p class='result {state}'>{html.escape(job.result['message'] or state)}</p>")
 
     @router.post("/actions/kitsu/{identifier}", response_model=None, tags=["actions"])
     async def kitsu_action(identifier: str, request: Request) -> JSONResponse:
@@ -203,12 +205,16 @@ def actions_router(
             if act.needs_form(invocation):
                 form = [{"name": f.name, "label": f.label, "type": f.type, "value": f.value} for f in act.form or ()]
                 return JSONResponse({"form": form})
-            outcome, error = await run(act, invocation)
+            job = await run(act, invocation)
         except ActionError as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        if outcome is None:
-            return JSONResponse({"success": False, "message": error}, 500)
-        return JSONResponse({"success": outcome.success, "message": outcome.message})
+        if job.background:
+            url = str(request.base_url).rstrip("/") + job_url(job)
+            message = f"{act.label} started; follow it at {url}"
+            return JSONResponse({"success": True, "message": message, "job": job_json(job, request)}, 202)
+        if job.result is None:
+            return JSONResponse({"success": False, "message": job.error}, 500)
+        return JSONResponse({"success": job.result["success"], "message": job.result["message"]})
 
     return router
 

@@ -20,6 +20,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from trackwire.__about__ import __version__
 from trackwire.config import WebSettings
 from trackwire.ports import Store
+from trackwire.web.action_jobs import action_jobs_router
 from trackwire.web.actions import actions_router
 from trackwire.web.api import api_router
 from trackwire.web.auth import COOKIE, Auth, NeedLogin
@@ -155,6 +156,7 @@ def build_app(backend: Backend, settings: WebSettings) -> FastAPI:
     app.include_router(api_router(backend, auth))
     app.include_router(shotgrid_router(backend))  # before the generic /hooks/{name}
     app.include_router(actions_router(backend))
+    app.include_router(action_jobs_router(backend, auth))
     app.include_router(hooks_router(backend, settings))
     app.include_router(pages_router(backend, auth))
     return app

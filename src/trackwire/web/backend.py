@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
-from trackwire.ports import GroupRecord, Store
+from trackwire.ports import GroupRecord, JobStore, Store
 from trackwire.store.sqlite.browse import EventQuery, FoundEvent, StoredDelivery
 
 if TYPE_CHECKING:
@@ -70,6 +70,9 @@ class Backend:
     daemon: Daemon | None = None
     started: float = field(default_factory=time.time)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # called when the app's server stops (the hosted-action job runner's stop)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    _jobs: JobStore | None = field(default=None, repr=False)
 
     @classmethod
     def for_daemon(cls, daemon: Daemon) -> Backend:
@@ -92,6 +95,24 @@ class Backend:
     def browse(self) -> BrowsableStore | None:
         store = self.store
         return store if isinstance(store, BrowsableStore) else None
+
+    @property
+    def jobs(self) -> JobStore:
+        """Hosted-action jobs, beside the store (opened on first use)."""
+        if self._jobs is None:
+            from trackwire.store import open_jobs
+
+            self._jobs = open_jobs(self.store)
+        return self._jobs
+
+    def close(self) -> None:
+        """Stop what the app started (the job runner), then close the job store."""
+        for close in self.closers:
+            close()
+        self.closers.clear()
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
 
     @property
     def live(self) -> bool:

@@ -36,8 +36,9 @@ class _Server(uvicorn.Server):
 
 
 async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> None:
+    app = create_app(daemon, settings)
     config = uvicorn.Config(
-        create_app(daemon, settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -56,6 +57,7 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
         stopper.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, 3.0)
+        await asyncio.to_thread(app.state.backend.close)  # background actions: grace, then interrupted
 
 
 def serve_store(store_url: str, settings: WebSettings) -> None:
@@ -91,4 +93,5 @@ def serve_store(store_url: str, settings: WebSettings) -> None:
     try:
         asyncio.run(main())
     finally:
+        app.state.backend.close()
         store.close()

@@ -131,6 +131,35 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX IF NOT EXISTS events_by_entity ON events (entity_type, entity_id, id);
         """,
     ),
+    (
+        5,
+        "hosted-action jobs: every invocation, its state, progress, owner and heartbeat",
+        """
+        CREATE TABLE IF NOT EXISTS action_jobs (
+            seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+            id         TEXT NOT NULL UNIQUE,
+            key        TEXT NOT NULL,
+            action     TEXT NOT NULL,
+            tracker    TEXT NOT NULL,
+            invocation TEXT NOT NULL,
+            background INTEGER NOT NULL,
+            state      TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'interrupted')),
+            progress   REAL NOT NULL DEFAULT 0,
+            message    TEXT NOT NULL DEFAULT '',
+            result     TEXT,
+            error      TEXT,
+            attempts   INTEGER NOT NULL DEFAULT 0,
+            rerun      INTEGER NOT NULL DEFAULT 0,
+            timeout    REAL NOT NULL,
+            owner      TEXT,
+            beat       REAL,
+            created    REAL NOT NULL,
+            started    REAL,
+            finished   REAL
+        );
+        CREATE INDEX IF NOT EXISTS action_jobs_by_state ON action_jobs (state, seq)
+        """,
+    ),
 )
 
 LATEST = max(number for number, _, _ in MIGRATIONS)
