@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -18,7 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from trackwire.__about__ import __version__
-from trackwire.config import WebSettings
+from trackwire.actions.hosted import Action
+from trackwire.config import HostedActionsSettings, WebSettings
 from trackwire.ports import Store
 from trackwire.web.action_jobs import action_jobs_router
 from trackwire.web.actions import actions_router
@@ -26,6 +28,7 @@ from trackwire.web.api import api_router
 from trackwire.web.auth import COOKIE, Auth, NeedLogin
 from trackwire.web.backend import Backend
 from trackwire.web.hooks import hooks_router
+from trackwire.web.invocations import invocations_router
 from trackwire.web.metrics import Metrics
 from trackwire.web.pages import pages_router, templates
 from trackwire.web.shotgrid_hooks import shotgrid_router
@@ -49,7 +52,7 @@ class SecurityHeaders(BaseHTTPMiddleware):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.url.path.startswith(("/api", "/events", "/groups", "/deadletters", "/live")):
+        if request.url.path.startswith(("/api", "/events", "/groups", "/deadletters", "/live", "/invocations")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -70,7 +73,14 @@ def create_store_app(store: Store, settings: WebSettings) -> FastAPI:
     return build_app(Backend.for_store(store), settings)
 
 
-def build_app(backend: Backend, settings: WebSettings) -> FastAPI:
+def build_app(
+    backend: Backend,
+    settings: WebSettings,
+    *,
+    actions: Mapping[str, Action] | None = None,
+    action_settings: HostedActionsSettings | None = None,
+) -> FastAPI:
+    """The app; ``actions`` and ``action_settings`` replace the daemon's ``[hosted_actions]`` (tests, embedding)."""
     app = FastAPI(
         title="Trackwire",
         version=__version__,
@@ -155,8 +165,9 @@ def build_app(backend: Backend, settings: WebSettings) -> FastAPI:
 
     app.include_router(api_router(backend, auth))
     app.include_router(shotgrid_router(backend))  # before the generic /hooks/{name}
-    app.include_router(actions_router(backend))
+    app.include_router(actions_router(backend, actions, settings=action_settings))
     app.include_router(action_jobs_router(backend, auth))
     app.include_router(hooks_router(backend, settings))
+    app.include_router(invocations_router(backend, auth))
     app.include_router(pages_router(backend, auth))
     return app
