@@ -323,8 +323,15 @@ def from_ftrack(event: Mapping[str, Any]) -> Invocation:
     )
 
 
-def ftrack_reply(act: Action, invocation: Invocation) -> dict[str, Any]:
-    """Run the action for an ``ftrack.action.launch``: a form first if it has one, then the result."""
+Submit = Callable[[Action, Invocation], str]  # queue a background action; returns its job page's URL
+
+
+def ftrack_reply(act: Action, invocation: Invocation, submit: Submit | None = None) -> dict[str, Any]:
+    """Run the action for an ``ftrack.action.launch``: a form first if it has one, then the result.
+
+    A background action is queued with ``submit`` (see :class:`trackwire.actions.jobs.JobQueue`) and
+    answered at once with its job page's URL; without ``submit`` it runs here, inline.
+    """
     if act.needs_form(invocation):
         items = [
             {"type": f.type, "label": f.label or f.name, "name": f.name, "value": f.value}
@@ -333,6 +340,9 @@ def ftrack_reply(act: Action, invocation: Invocation) -> dict[str, Any]:
         ]
         return {"title": act.label, "items": items}
     try:
+        if act.background and submit is not None:
+            url = submit(act, act.prepare(invocation))
+            return {"success": True, "message": f"{act.label} started in the background; its progress: {url}"}
         outcome = act.run(invocation)
     except ActionError as exc:
         return {"success": False, "message": str(exc)}
@@ -369,10 +379,13 @@ def from_kitsu(identifier: str, body: Any) -> Invocation:
     )
 
 
-def ftrack_subscribe(session: Any, actions: Mapping[str, Action], username: str | None = None) -> None:
+def ftrack_subscribe(
+    session: Any, actions: Mapping[str, Action], username: str | None = None, submit: Submit | None = None
+) -> None:
     """Serve ``actions`` to ftrack from a plugin's ``register(session)``: discover and launch, as ftrack does.
 
-    With ``username`` the subscriptions carry ftrack's usual ``source.user.username=`` condition.
+    With ``username`` the subscriptions carry ftrack's usual ``source.user.username=`` condition; with
+    ``submit`` background actions are queued as jobs for the daemon's job runner.
     """
     who = f" and source.user.username={username}" if username else ""
 
@@ -382,7 +395,7 @@ def ftrack_subscribe(session: Any, actions: Mapping[str, Action], username: str 
     def launch(event: Mapping[str, Any]) -> dict[str, Any] | None:
         invocation = from_ftrack(event)
         act = actions.get(invocation.action)
-        return None if act is None else ftrack_reply(act, invocation)
+        return None if act is None else ftrack_reply(act, invocation, submit)
 
     session.event_hub.subscribe("topic=ftrack.action.discover" + who, discover)
     session.event_hub.subscribe("topic=ftrack.action.launch" + who, launch)

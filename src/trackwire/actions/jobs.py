@@ -28,19 +28,75 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from trackwire.actions.hosted import Action, ActionError, Invocation, JobCancelled
 from trackwire.core.event import Event, Ref
 from trackwire.core.jobs import Job, JobState, clamp, overdue, settle_stale
 from trackwire.ports import JobStore
 
-__all__ = ["INVOKED_TYPE", "JobRunner", "invocation_event"]
+__all__ = ["INVOKED_TYPE", "JobQueue", "JobRunner", "invocation_event", "job_url", "new_job"]
 
 log = logging.getLogger("trackwire.actions.jobs")
 
 INVOKED_TYPE = "trackwire.action.invoked"
 REPORT_EVERY = 0.2  # s between progress writes (a new message, or 1.0, is always written at once)
 IDLE_POLL = 0.5  # s a worker waits for a wake-up before looking at the store again
+
+
+def job_url(job: Job, suffix: str = "") -> str:
+    """The path of the job's page (or of its ``/progress``, ``/status``), with its key."""
+    return f"/actions/jobs/{job.id}{suffix}?key={quote(job.key)}"
+
+
+def new_job(act: Action, invocation: Invocation, now: float, default_timeout: float, **fields: Any) -> Job:
+    """A job for ``invocation`` (already prepared), not yet stored; queued unless ``fields`` say otherwise."""
+    return Job(
+        id=uuid.uuid4().hex,
+        key=secrets.token_urlsafe(18),
+        action=act.identifier,
+        tracker=invocation.tracker,
+        invocation=invocation.summary(),
+        background=act.background,
+        rerun=act.rerun_interrupted,
+        timeout=act.timeout or default_timeout,
+        created=now,
+        **fields,
+    )
+
+
+class JobQueue:
+    """Queue background actions from another process (an ftrack plugin's worker) for the daemon's runner.
+
+    ``JobQueue("sqlite:///trackwire.db", "https://trackwire.example.com")`` is a ``submit`` for
+    :func:`~trackwire.actions.hosted.ftrack_subscribe`: it stores the job as queued and returns the URL of
+    its page; the runner of the daemon serving the web app on that store claims and runs it.
+    """
+
+    def __init__(self, store_url: str, web_url: str = "", timeout: float = 3600.0) -> None:
+        self.store_url = store_url
+        self.web_url = web_url.rstrip("/")
+        self.timeout = timeout
+        self._jobs: JobStore | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, act: Action, invocation: Invocation) -> str:
+        with self._lock:
+            if self._jobs is None:
+                from trackwire.store.sqlite.jobs import SqliteJobs
+
+                if not self.store_url.startswith("sqlite:///"):
+                    raise ValueError(f"JobQueue needs a sqlite:/// store URL, got {self.store_url!r}")
+                self._jobs = SqliteJobs(self.store_url.removeprefix("sqlite:///"))
+            job = self._jobs.insert(new_job(act, invocation, time.time(), self.timeout))
+        log.info("job %s queued: %s for %s", job.id, act.identifier, job.user or "unknown user")
+        return self.web_url + job_url(job)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._jobs is not None:
+                self._jobs.close()
+                self._jobs = None
 
 
 def invocation_event(job: Job) -> Event:
@@ -139,18 +195,7 @@ class JobRunner:
     # -- invocations -----------------------------------------------------------------------------
 
     def _new(self, act: Action, invocation: Invocation, **fields: Any) -> Job:
-        return Job(
-            id=uuid.uuid4().hex,
-            key=secrets.token_urlsafe(18),
-            action=act.identifier,
-            tracker=invocation.tracker,
-            invocation=invocation.summary(),
-            background=act.background,
-            rerun=act.rerun_interrupted,
-            timeout=act.timeout or self.timeout,
-            created=self.clock(),
-            **fields,
-        )
+        return new_job(act, invocation, self.clock(), self.timeout, **fields)
 
     def submit(self, act: Action, invocation: Invocation) -> Job:
         """Queue ``invocation`` (already prepared) as a background job; a worker takes it."""

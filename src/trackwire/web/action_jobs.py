@@ -21,6 +21,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from trackwire.actions.jobs import job_url
 from trackwire.core.jobs import Job
 from trackwire.web.pages import templates
 
@@ -31,11 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["action_jobs_router", "job_json", "job_url", "job_view"]
 
 POLL_SECONDS = 1
-
-
-def job_url(job: Job, suffix: str = "") -> str:
-    """The job's page (or ``/progress``, ``/status``), with its key."""
-    return f"/actions/jobs/{job.id}{suffix}?key={quote(job.key)}"
 
 
 def job_view(job: Job) -> dict[str, Any]:
