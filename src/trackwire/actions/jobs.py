@@ -221,16 +221,24 @@ class JobRunner:
     def _work(self) -> None:
         me = threading.current_thread()
         while not self._stop.is_set():
-            job = self.jobs.claim(self.owner, self.clock())
+            try:
+                job = self.jobs.claim(self.owner, self.clock())
+            except Exception:  # the store is busy or gone for a moment: the job stays queued
+                log.exception("could not claim a job; trying again")
+                self._stop.wait(1.0)
+                continue
             if job is None:
                 self._wake.wait(IDLE_POLL)
                 self._wake.clear()
                 continue
-            act = self.registry().get(job.action)
-            if act is None:
-                self._end(job, "failed", "", None, f"no action {job.action!r} is loaded in this process")
-            else:
-                self._execute(act, job)
+            try:
+                act = self.registry().get(job.action)
+                if act is None:
+                    self._end(job, "failed", "", None, f"no action {job.action!r} is loaded in this process")
+                else:
+                    self._execute(act, job)
+            except Exception:  # its end could not be written: the supervisor's timeout ends it later
+                log.exception("job %s (%s) could not be ended in the store", job.id, job.action)
             with self._lock:
                 if job.id in self._abandoned:  # it ran past its timeout; a fresh worker took this one's place
                     self._abandoned.discard(job.id)
