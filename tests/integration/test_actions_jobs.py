@@ -175,3 +175,21 @@ def test_a_background_handler_that_raises_fails_its_job_with_the_error() -> None
     wait_for(lambda: app.status(status_path)["done"], timeout=10, what="the failure")
     assert app.status(status_path)["error"] == "RuntimeError: the cloud account refused the upload"
     assert "RuntimeError: the cloud account refused the upload" in app.request("GET", page_path).text
+
+
+def test_odd_job_urls_and_keys_are_answered_401_or_404_never_500(steps: Steps) -> None:
+    app = App(_long(steps))
+    body = {"entity_type": "Task", "selection": ["t1"], "user_email": "jane@locovfx.com"}
+    reply = app.request("POST", "/actions/kitsu/loco.review-sync", params={"token": KITSU_TOKEN}, json=body).json()
+    job_id = reply["job"]["id"]
+    cases = [
+        (f"/actions/jobs/{job_id}", {"key": "é\u2603" * 30}),
+        (f"/actions/jobs/{job_id}/progress", {"key": "x" * 5000}),
+        ("/actions/jobs/%00%ff/status", {"key": "k"}),
+        ("/actions/jobs/" + "a" * 2000, {"key": "k"}),
+        (f"/actions/jobs/{job_id}/progress", {}),
+    ]
+    statuses = [app.request("GET", path, params=params).status_code for path, params in cases]
+    assert statuses == [404, 404, 404, 404, 401]
+    page = app.request("GET", f"/actions/jobs/{job_id}", params={"key": "wrong"})
+    assert "no such job (or the key is wrong)" in page.text and reply["job"]["url"].split("key=")[1] not in page.text
