@@ -146,7 +146,9 @@ def test_a_light_payload_post_is_read_back_from_the_event_log_entry_on_the_shotg
         client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
         response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
         missing = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": "999999"})
+        replayed = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
     assert response.status_code == 200, response.text
+    assert replayed.status_code == 409 and f"EventLogEntry {entry_id}) was handled already" in replayed.text
     assert "cleared the pending jobs of jane.doe" in response.text
     assert missing.status_code == 400
     (recorded,) = _invocations(store)

@@ -28,6 +28,7 @@ from trackwire.actions.hosted import Action, ActionError, Invocation, from_kitsu
 from trackwire.actions.jobs import INVOKED_TYPE, JobRunner
 from trackwire.actions.loading import load_actions
 from trackwire.config import HostedActionsSettings
+from trackwire.core.event import Event, Ref
 from trackwire.core.jobs import Job
 from trackwire.web.action_auth import ActionGate
 from trackwire.web.action_jobs import job_json, job_url
@@ -40,6 +41,8 @@ __all__ = ["INVOKED_TYPE", "actions_router"]
 log = logging.getLogger("trackwire.actions")
 
 TICKET_FIELD = "trackwire_ticket"
+LIGHT_PAYLOAD_SOURCE = "actions:shotgrid-light-payload"
+LIGHT_PAYLOAD_TYPE = "trackwire.action.light_payload_used"
 ShotgridReader = Callable[[int], Mapping[str, Any] | None]
 
 
@@ -172,7 +175,11 @@ def actions_router(
             fields = [(k, v) for k, v in fields if k != TICKET_FIELD]
             keys = {k for k, _ in fields}
             if "event_log_entry_id" in keys and "entity_type" not in keys:
-                fields = await asyncio.to_thread(_light_payload, reader(), dict(fields)["event_log_entry_id"])
+                entry_id = dict(fields)["event_log_entry_id"]
+                fields = await asyncio.to_thread(_light_payload, reader(), entry_id)
+                if not await asyncio.to_thread(_first_use, backend, identifier, entry_id):
+                    message = f"this menu call (EventLogEntry {entry_id}) was handled already: pick the action again"
+                    return _page("Already handled", f"<p class='error'>{html.escape(message)}</p>", 409)
             invocation = from_shotgrid(identifier, fields)
             if not act.applies_to(invocation.entity_type, len(invocation.selected)):
                 raise ActionError(f"{act.label} does not apply to {invocation.entity_type} with this selection")
@@ -235,6 +242,22 @@ def _light_payload(read: ShotgridReader, entry_id: str) -> list[tuple[str, str]]
         for item in value if isinstance(value, list) else [value]:
             fields.append((str(key), "" if item is None else str(item)))
     return fields
+
+
+def _first_use(backend: Backend, identifier: str, entry_id: str) -> bool:
+    """Record that a light-payload ``EventLogEntry`` was used; ``False`` if it was before (a replayed post).
+
+    The log's (source, source_id) dedupe makes this once-only, across restarts and processes.
+    """
+    event = Event(
+        source=LIGHT_PAYLOAD_SOURCE,
+        source_id=entry_id,
+        type=LIGHT_PAYLOAD_TYPE,
+        entity=Ref("EventLogEntry", int(entry_id)),
+        attribute=identifier,
+        data={"action": identifier, "event_log_entry_id": int(entry_id)},
+    )
+    return backend.store.append([event]).ids[0] is not None
 
 
 def _shotgrid_reader(settings: Any) -> ShotgridReader:
