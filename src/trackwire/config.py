@@ -243,6 +243,9 @@ class HostedActionsSettings(_Section):
     )
     job_workers: int = Field(4, ge=1, le=64, description="background actions run at most this many at once")
     job_timeout: float = Field(3600.0, gt=0, description="a background action still running after this many s fails")
+    job_retention_days: float = Field(
+        30.0, gt=0, description="ended jobs are deleted after this many days (their log events stay)"
+    )
     job_heartbeat: float = Field(
         5.0, gt=0, description="running jobs are marked alive this often; 3 missed beats mean the process died"
     )

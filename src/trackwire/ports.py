@@ -172,4 +172,7 @@ class JobStore(Protocol):
     def recent(self, limit: int = 50, before: int | None = None) -> list[Job]:
         """Jobs newest first, those with ``seq < before`` when given (paging by key)."""
 
+    def prune(self, finished_before: float) -> int:
+        """Delete the jobs that ended before ``finished_before``; returns how many."""
+
     def close(self) -> None: ...

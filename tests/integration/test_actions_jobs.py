@@ -193,3 +193,25 @@ def test_odd_job_urls_and_keys_are_answered_401_or_404_never_500(steps: Steps) -
     assert statuses == [404, 404, 404, 404, 401]
     page = app.request("GET", f"/actions/jobs/{job_id}", params={"key": "wrong"})
     assert "no such job (or the key is wrong)" in page.text and reply["job"]["url"].split("key=")[1] not in page.text
+
+
+def test_the_runner_deletes_jobs_past_their_retention_and_keeps_the_rest() -> None:
+    import time
+
+    from trackwire.actions.jobs import JobRunner
+    from trackwire.core.jobs import Job
+    from trackwire.store.memory_jobs import MemoryJobs
+
+    jobs = MemoryJobs()
+    now = time.time()
+    for name, ended in (("ancient", now - 40 * 86400), ("recent", now - 86400)):
+        job = Job(name, "k", "loco.sync", "kitsu", {}, True, state="running", owner="me", started=ended, beat=ended)
+        jobs.insert(job)
+        jobs.finish(name, "me", "succeeded", "", None, None, ended)
+    runner = JobRunner(jobs, dict, lambda e: None, heartbeat=0.05, retention=30 * 86400.0)
+    runner.start()
+    try:
+        wait_for(lambda: jobs.get("ancient") is None, timeout=10, what="the ancient job to be pruned")
+    finally:
+        runner.stop(grace=1.0)
+    assert jobs.get("recent") is not None

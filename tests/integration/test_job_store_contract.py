@@ -106,3 +106,16 @@ def test_recent_jobs_come_newest_first_and_page_by_key(jobs: JobStore) -> None:
     first = jobs.recent(limit=2)
     assert [j.id for j in first] == ["j4", "j3"]
     assert [j.id for j in jobs.recent(limit=2, before=first[-1].seq)] == ["j2", "j1"]
+
+
+def test_pruning_deletes_only_jobs_that_ended_before_the_cut(jobs: JobStore) -> None:
+    for name in ("old", "new", "running", "queued"):
+        jobs.insert(new(name))
+    for name in ("old", "new", "running"):
+        claimed = jobs.claim("runner-1", 10.0)
+        assert claimed is not None and claimed.id == name
+    jobs.finish("old", "runner-1", "succeeded", "", None, None, 100.0)
+    jobs.finish("new", "runner-1", "failed", "", None, "x", 300.0)
+    assert jobs.prune(200.0) == 1
+    assert jobs.get("old") is None
+    assert {j.id for j in jobs.recent()} == {"new", "running", "queued"}

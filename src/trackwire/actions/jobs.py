@@ -42,6 +42,7 @@ log = logging.getLogger("trackwire.actions.jobs")
 INVOKED_TYPE = "trackwire.action.invoked"
 REPORT_EVERY = 0.2  # s between progress writes (a new message, or 1.0, is always written at once)
 IDLE_POLL = 0.5  # s a worker waits for a wake-up before looking at the store again
+PRUNE_EVERY = 3600.0  # s between deletions of jobs past their retention
 
 
 def job_url(job: Job, suffix: str = "") -> str:
@@ -141,6 +142,7 @@ class JobRunner:
         workers: int = 4,
         timeout: float = 3600.0,
         heartbeat: float = 5.0,
+        retention: float = 30 * 86400.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
@@ -149,6 +151,7 @@ class JobRunner:
         self.workers = workers
         self.timeout = timeout
         self.heartbeat = heartbeat
+        self.retention = retention
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
@@ -306,13 +309,18 @@ class JobRunner:
 
     def _supervise(self) -> None:
         tick = min(1.0, self.heartbeat)
-        last_beat = -math.inf
+        last_beat = last_prune = -math.inf
         while not self._stop.wait(tick):
             try:
                 now = self.clock()
                 if now - last_beat >= self.heartbeat:
                     self.jobs.heartbeat(self.owner, now)
                     last_beat = now
+                if now - last_prune >= PRUNE_EVERY:
+                    pruned = self.jobs.prune(now - self.retention)
+                    if pruned:
+                        log.info("deleted %d jobs that ended more than %.0f days ago", pruned, self.retention / 86400)
+                    last_prune = now
                 self._time_out(now)
                 self._settle_stale()
             except Exception:

@@ -103,3 +103,12 @@ class MemoryJobs:
         with self._lock:
             found = [j for j in self._jobs.values() if before is None or j.seq < before]
         return sorted(found, key=lambda j: -j.seq)[:limit]
+
+    def prune(self, finished_before: float) -> int:
+        with self._lock:
+            old = [
+                j.id for j in self._jobs.values() if j.done and j.finished is not None and j.finished < finished_before
+            ]
+            for job_id in old:
+                del self._jobs[job_id]
+            return len(old)

@@ -137,6 +137,7 @@ def actions_router(
                     workers=settings.job_workers,
                     timeout=settings.job_timeout,
                     heartbeat=settings.job_heartbeat,
+                    retention=settings.job_retention_days * 86400,
                 )
                 grace = backend.daemon.settings.engine.shutdown_grace if backend.daemon is not None else 5.0
                 backend.closers.append(lambda: made.stop(grace))

@@ -47,3 +47,6 @@ WHERE id = ? AND state = 'running' AND owner IS ? AND beat IS ?
 
 RECENT = "SELECT " + COLUMNS + " FROM action_jobs ORDER BY seq DESC LIMIT ?"
 RECENT_BEFORE = "SELECT " + COLUMNS + " FROM action_jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?"
+
+# Only ended jobs go: a queued or running job is never pruned, however old.
+PRUNE = "DELETE FROM action_jobs WHERE state IN ('succeeded', 'failed', 'interrupted') AND finished < ?"

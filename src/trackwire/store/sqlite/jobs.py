@@ -116,3 +116,6 @@ class SqliteJobs:
         if before is None:
             return [_job(r) for r in self._rows(q.RECENT, (limit,))]
         return [_job(r) for r in self._rows(q.RECENT_BEFORE, (before, limit))]
+
+    def prune(self, finished_before: float) -> int:
+        return self._count(q.PRUNE, (finished_before,))
