@@ -7,7 +7,7 @@ Python::
     s1 = wf.add_step("s1", func=prog, kwargs={"progname": "prog1"}, triggers={StepStatus.SUCCESS: (done,)})
     wf.add_assoc(go, s1, delay=0)
 
-TOML (``[[event]]``, ``[[step]]``, ``[[assoc]]``, ``[[start]]`` tables; see docs/workflows.md).
+TOML or YAML files (``event``, ``step``, ``assoc``, ``start`` tables; see :mod:`trackwire.workflows.files`).
 Step functions must live at module level so a worker process can import them; arguments and
 results are JSON.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ __all__ = [
     "flow_to_json",
     "load_toml_flow",
     "or_",
+    "placeholder",
     "target_of",
 ]
 
@@ -287,46 +287,15 @@ def flow_from_json(raw: Mapping[str, Any]) -> FlowSpec:
 
 
 def load_toml_flow(path: Path, pools: Mapping[str, int] | None = None) -> FlowSpec:
-    """Read a flow file: ``name``, ``[[event]]``, ``[[step]]``, ``[[assoc]]`` and ``[[start]]`` tables."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the flow: {exc}", path=str(path)) from exc
-    builder = FlowBuilder(
-        str(raw.get("name") or path.stem),
-        max_concurrent=int(raw.get("max_concurrent", 0)),
-        stop_on_exception=bool(raw.get("stop_on_exception", True)),
-    )
-    try:
-        for event in raw.get("event", ()):
-            builder.add_event(str(event["name"]), None if "expr" not in event else expr_from_json(event["expr"]))
-        for step in raw.get("step", ()):
-            step = dict(step)
-            name = str(step.pop("name"))
-            func = step.pop("func", None)
-            target = None
-            if func is not None:
-                module, _, qualname = str(func).partition(":")
-                file = step.pop("file", None)
-                target = {"module": module, "qualname": qualname}
-                if file:
-                    target["file"] = str((path.parent / file).resolve())
-            command = step.pop("command", None)
-            builder.add_step(name, func=_Placeholder(target) if target else None, command=command,
-                             args=step.pop("args", ()), kwargs=step.pop("kwargs", None),
-                             triggers=step.pop("triggers", None), acquires=[tuple(a) for a in step.pop("acquires", ())],
-                             releases=None if "releases" not in step else [tuple(a) for a in step.pop("releases")],
-                             recovery=step.pop("recovery", None), config=step)  # fmt: skip
-        for assoc in raw.get("assoc", ()):
-            targets = [StepRef(t) for t in assoc.get("steps", ())] + [Ev(t) for t in assoc.get("events", ())]
-            builder.add_assoc(str(assoc["event"]), *targets, delay=float(assoc.get("delay", 0)))
-        for start in raw.get("start", ()):
-            start = dict(start)
-            builder.add_start(start.pop("event"), types=start.pop("types"), sequence=start.pop("sequence", "{entity}"),
-                              **start.pop("where", {}))  # fmt: skip
-        return builder.spec()
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"flow definition is not valid: {exc}", path=str(path)) from exc
+    """Read a TOML (or YAML) flow file; see :mod:`trackwire.workflows.files`."""
+    from trackwire.workflows.files import load_flow_file
+
+    return load_flow_file(path, pools)
+
+
+def placeholder(target: dict[str, Any]) -> Any:
+    """A stand-in for a file's ``func = "module:qualname"``: add_step records it without importing it."""
+    return _Placeholder(target)
 
 
 class _Placeholder:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from trackwire.config import Settings
 from trackwire.core.workflows.spec import FlowSpec
 from trackwire.errors import ConfigError
-from trackwire.workflows.definition import flow_from_json, load_toml_flow
+from trackwire.workflows.definition import flow_from_json
+from trackwire.workflows.files import FLOW_SUFFIXES, load_flow_file
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon, Service
@@ -29,9 +30,9 @@ def flow_files(settings: Settings) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files.extend(
-                sorted(p for p in path.iterdir() if p.suffix in (".toml", ".py") and not p.name.startswith(("_", ".")))
-            )
+            suffixes = (*FLOW_SUFFIXES, ".py")
+            found = (p for p in path.iterdir() if p.suffix in suffixes and not p.name.startswith(("_", ".")))
+            files.extend(sorted(found))
         else:
             raise ConfigError(f"workflow path {path} does not exist", key="workflows.paths")
     return files
@@ -53,8 +54,8 @@ async def load_flows(settings: Settings) -> tuple[dict[str, FlowSpec], dict[str,
         described = json.loads(out or b"{}")
     for path in files:
         found: list[FlowSpec] = []
-        if path.suffix == ".toml":
-            found.append(load_toml_flow(path, pools))
+        if path.suffix in FLOW_SUFFIXES:
+            found.append(load_flow_file(path, pools))
         else:
             entry = described.get(str(path), {"error": "the describing process failed"})
             if "error" in entry:
