@@ -32,6 +32,7 @@ from trackwire.web.invocations import invocations_router
 from trackwire.web.metrics import Metrics
 from trackwire.web.pages import pages_router, templates
 from trackwire.web.shotgrid_hooks import shotgrid_router
+from trackwire.web.workflows import workflows_router
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
@@ -52,7 +53,9 @@ class SecurityHeaders(BaseHTTPMiddleware):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.url.path.startswith(("/api", "/events", "/groups", "/deadletters", "/live", "/invocations")):
+        if request.url.path.startswith(
+            ("/api", "/events", "/groups", "/deadletters", "/live", "/invocations", "/workflows")
+        ):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -169,5 +172,6 @@ def build_app(
     app.include_router(action_jobs_router(backend, auth))
     app.include_router(hooks_router(backend, settings))
     app.include_router(invocations_router(backend, auth))
+    app.include_router(workflows_router(backend, auth))
     app.include_router(pages_router(backend, auth))
     return app

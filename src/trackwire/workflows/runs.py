@@ -8,6 +8,8 @@ them and the definition stored with the run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from trackwire.workflows.definition import flow_from_json
 __all__ = [
     "PREFIX",
     "SOURCE",
+    "definition_version",
     "event_of",
     "list_runs",
     "load_run",
@@ -31,6 +34,12 @@ __all__ = [
 
 SOURCE = "trackwire.workflow"
 PREFIX = "trackwire.workflow."
+
+
+def definition_version(definition: dict[str, Any]) -> str:
+    """A short digest of a flow's JSON definition: runs started from the same definition share it."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def run_key(run_id: str) -> str:
@@ -84,7 +93,8 @@ def load_run(runs: SqliteWorkflowRuns, row: RunRow) -> Run:
 def list_runs(
     runs: SqliteWorkflowRuns, *, flow: str | None = None, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    return [r.to_json() for r in runs.runs(flow=flow, status=status, limit=limit)]
+    rows = runs.runs(flow=flow, status=status, limit=limit, newest_first=True)
+    return [r.to_json() | {"version": definition_version(r.definition)} for r in rows]
 
 
 def run_view(runs: SqliteWorkflowRuns, run_id: str) -> dict[str, Any] | None:
@@ -96,6 +106,7 @@ def run_view(runs: SqliteWorkflowRuns, run_id: str) -> dict[str, Any] | None:
     state = run.to_json()
     return {
         **row.to_json(),
+        "version": definition_version(row.definition),
         "status": run.status if run.status != "running" else row.status,
         "graph": {
             "events": {name: expr for name, expr in row.definition.get("events", {}).items()},

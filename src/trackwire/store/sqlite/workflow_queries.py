@@ -29,6 +29,15 @@ LIST_RUNS_BY_STATUS = """
 SELECT run_id, flow, origin, mode, status, recovers, definition, triggers, reason, created, updated
 FROM workflow_runs WHERE status = ? ORDER BY created, run_id LIMIT ?
 """
+# The dashboard's list: newest first.
+LIST_RUNS_BY_STATUS_NEWEST = """
+SELECT run_id, flow, origin, mode, status, recovers, definition, triggers, reason, created, updated
+FROM workflow_runs WHERE status = ? ORDER BY created DESC, run_id DESC LIMIT ?
+"""
+LIST_RUNS_OF_FLOW_BY_STATUS = """
+SELECT run_id, flow, origin, mode, status, recovers, definition, triggers, reason, created, updated
+FROM workflow_runs WHERE flow = ? AND status = ? ORDER BY created DESC, run_id DESC LIMIT ?
+"""
 # The newest run of a recovery chain (the first run and every recovery share an origin).
 LATEST_OF_ORIGIN = """
 SELECT run_id, flow, origin, mode, status, recovers, definition, triggers, reason, created, updated

@@ -105,8 +105,16 @@ class SqliteWorkflowRuns:
         rows = self._read(q.GET_RUN, (run_id,))
         return _row(rows[0]) if rows else None
 
-    def runs(self, *, flow: str | None = None, status: str | None = None, limit: int = 100) -> list[RunRow]:
-        if flow is not None:
+    def runs(
+        self, *, flow: str | None = None, status: str | None = None, limit: int = 100, newest_first: bool = False
+    ) -> list[RunRow]:
+        """Runs of a flow and/or status; a status alone lists oldest first (recovery's order) unless
+        ``newest_first``."""
+        if flow is not None and status is not None:
+            rows = self._read(q.LIST_RUNS_OF_FLOW_BY_STATUS, (flow, status, limit))
+        elif status is not None and newest_first:
+            rows = self._read(q.LIST_RUNS_BY_STATUS_NEWEST, (status, limit))
+        elif flow is not None:
             rows = self._read(q.LIST_RUNS_OF_FLOW, (flow, limit))
         elif status is not None:
             rows = self._read(q.LIST_RUNS_BY_STATUS, (status, limit))
