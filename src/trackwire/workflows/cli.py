@@ -108,9 +108,10 @@ def list_runs(
     if as_json:
         console.print_json(json.dumps(rows))
         return
-    table = Table("run", "flow", "mode", "status", "started", "reason")
+    table = Table("run", "flow", "version", "mode", "status", "started", "reason")
     for row in rows:
-        table.add_row(row["run_id"], row["flow"], row["mode"], row["status"], row["created"][:23], row["reason"] or "")
+        table.add_row(row["run_id"], row["flow"], row["version"], row["mode"], row["status"], row["created"][:23],
+                      row["reason"] or "")  # fmt: skip
     console.print(table)
 
 
@@ -130,7 +131,10 @@ def show(run_id: str, config: ConfigOption = None, as_json: JsonOption = False) 
     if as_json:
         console.print_json(json.dumps(view, default=str))
         return
-    console.print(f"[bold]{view['run_id']}[/bold] flow {view['flow']} ({view['mode']}): {view['status']}")
+    console.print(
+        f"[bold]{view['run_id']}[/bold] flow {view['flow']} (definition {view['version']}, {view['mode']}): "
+        f"{view['status']}"
+    )
     if view.get("reason") or view.get("stopping"):
         console.print(f"reason: {view.get('reason') or view.get('stopping')}")
     table = Table("sequence", "step", "status", "attempt", "started", "finished", "result / error")

@@ -30,6 +30,7 @@ __all__ = ["REQUEST", "StartRule", "add_intake", "request_event", "sequence_of"]
 log = logging.getLogger("trackwire.workflows")
 
 REQUEST = "trackwire.workflow.request."
+RECORDS = "trackwire.workflow."
 GROUP = "workflows"
 
 
@@ -77,15 +78,47 @@ def request_event(kind: str, data: dict[str, Any], *, source: str = "trackwire.c
     return Event(source=source, source_id=uuid.uuid4().hex, type=REQUEST + kind, data=data, key="workflow:requests")
 
 
-async def add_intake(daemon: Daemon, service: WorkflowService) -> None:
-    rules = rules_of(service.flows)
-    types = tuple(sorted({REQUEST + "*", *(t for r in rules for t in r.filter.types)}))
+def _types_except(prefix: str) -> tuple[str, ...]:
+    """Type globs matching every type that does not start with ``prefix`` (``[!t]*``, ``t[!r]*``, ...,
+    and the proper prefixes themselves), so the workflow service's own records are never offered to the
+    intake (the type index settles that once per type, without decoding an event)."""
+    globs = [f"{glob_escape(prefix[:i])}[!{prefix[i]}]*" for i in range(len(prefix))]
+    exact = [glob_escape(prefix[:i]) for i in range(1, len(prefix))]
+    return (*globs, *exact)
 
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+INTAKE_TYPES = (*_types_except(RECORDS), REQUEST + "*")
+
+
+class _Intake:
+    """Requests, and the tracker events the flows loaded *now* start on (definitions are reloaded
+    while the daemon runs, so the types are not fixed: every event is offered, cheaply refused)."""
+
+    def __init__(self, service: WorkflowService) -> None:
+        self.service = service
+
+    def type_patterns(self) -> tuple[str, ...] | None:
+        return INTAKE_TYPES
+
+    def matches(self, event: Event) -> bool:
+        kind = event.type
+        if kind.startswith(REQUEST):
+            return True
+        if kind.startswith(RECORDS):
+            return False
+        return any(rule.filter.matches(event) for rule in self.service.rules)
+
+
+async def add_intake(daemon: Daemon, service: WorkflowService) -> None:
     async def handle(event: Event) -> None:
         if event.type.startswith(REQUEST):
             await _request(service, event)
             return
-        for rule in rules:
+        for rule in list(service.rules):
             if rule.filter.matches(event):
                 seq = sequence_of(rule.sequence, event)
                 run_id = f"{rule.flow}-{event.id}"
@@ -93,7 +126,7 @@ async def add_intake(daemon: Daemon, service: WorkflowService) -> None:
                 log.info("tracker event %s started run %s (sequence %s)", event.id, run_id, seq)
 
     await daemon.add_consumer_group(
-        GROUP, [InProcessConsumer("workflows.intake", Filter(types=types), handle)], start=await _first_start(daemon)
+        GROUP, [InProcessConsumer("workflows.intake", _Intake(service), handle)], start=await _first_start(daemon)
     )
 
 

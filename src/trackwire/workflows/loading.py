@@ -1,4 +1,5 @@
-"""Finding the flows ``[workflows] paths`` names, and the daemon service that runs them."""
+"""Finding the flows ``[workflows] paths`` names, and the daemon service that runs them (reloading
+them when their files change, like plugins and automations)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from typing import TYPE_CHECKING
 
 from trackwire.config import Settings
 from trackwire.core.workflows.spec import FlowSpec
-from trackwire.errors import ConfigError
+from trackwire.errors import ConfigError, TrackwireError
 from trackwire.workflows.definition import flow_from_json
 from trackwire.workflows.files import FLOW_SUFFIXES, load_flow_file
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon, Service
+    from trackwire.workflows.service import WorkflowService
 
-__all__ = ["flow_files", "load_flows", "workflow_service"]
+__all__ = ["flow_files", "load_flows", "watch_flows", "workflow_service"]
 
 log = logging.getLogger("trackwire.workflows")
 
@@ -85,6 +87,44 @@ def workflow_service(settings: Settings) -> Service:
             timeout=settings.workflows.timeout,
         )
         daemon.workflows = running  # type: ignore[attr-defined]
-        await running(daemon)
+        watcher = asyncio.create_task(watch_flows(settings, running, daemon.stop_event), name="workflows:reload")
+        try:
+            await running(daemon)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     return service
+
+
+def _watch_roots(settings: Settings) -> list[Path]:
+    roots: set[Path] = set()
+    for entry in settings.workflows.paths:
+        path = settings.resolve(entry)
+        roots.add(path if path.is_dir() else path.parent)
+    return sorted(r for r in roots if r.exists())
+
+
+async def watch_flows(settings: Settings, service: WorkflowService, stop: asyncio.Event) -> None:
+    """Reload the flows when their files change (added, changed, removed); a file that does not load
+    is reported and the previous definitions keep running."""
+    import watchfiles
+
+    roots = _watch_roots(settings)
+    if not roots:
+        return
+    await service.ready.wait()
+    watched = (*FLOW_SUFFIXES, ".py")
+
+    def relevant(_change: watchfiles.Change, path: str) -> bool:
+        return path.endswith(watched) and not Path(path).name.startswith((".", "_"))
+
+    async for changes in watchfiles.awatch(*roots, stop_event=stop, watch_filter=relevant, debounce=200, step=50):
+        names = ", ".join(sorted({Path(p).name for _, p in changes}))
+        try:
+            flows, pools = await load_flows(settings)
+            await service.reload(flows, pools)
+        except TrackwireError as exc:
+            log.error("workflows: %s changed but cannot be loaded; keeping the previous flows: %s", names, exc)
+        except Exception:
+            log.exception("workflows: reloading after %s changed failed; keeping the previous flows", names)

@@ -4,6 +4,11 @@ Steps of every loaded flow run in one worker process (``plugins`` of kind ``work
 ``workers`` threads. A step that runs past its timeout is killed with the process (the process's own
 watchdog); steps that were running beside it, or in a process that died, are reported as
 interrupted and run again; the process is started again at once.
+
+Flows are keyed by definition (``name@version``): the process holds every definition a run still
+uses, so a run keeps the definition it started with after its file changed. When the set changes
+(:meth:`StepRunner.reload`), a new process takes the new steps at once while the old one finishes
+what it runs and exits.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ log = logging.getLogger("trackwire.workflows.runner")
 @dataclass(frozen=True, slots=True)
 class Attempt:
     run_id: str
-    flow: str
+    flow: str  # the definition's key, ``name@version``
     seq: str
     step: str
     attempt: int
@@ -60,26 +65,15 @@ class StepRunner:
         timeout: float,
         log_level: str = "INFO",
     ) -> None:
-        self.flows = flows
         self.on_outcomes = on_outcomes
         self.log_level = log_level
-        steps = [s for f in flows.values() for s in f.steps.values()]
-        longest = max([timeout, *(s.timeout or 0.0 for s in steps)])
-        self.spec = GroupSpec(
-            name="workflow-steps",
-            plugins=tuple(
-                PluginSpec(f"flow:{name}", Path(f"<flow {name}>"), "workflow", {"flow": flow_to_json(flow)})
-                for name, flow in flows.items()
-            ),
-            policy="retry",
-            timeout=longest,
-            max_attempts=1,
-            concurrency=max(1, workers),
-            start="now",
-            max_memory_mb=None,
-        )
+        self.workers = max(1, workers)
         self.default_timeout = timeout
+        self.flows: dict[str, FlowSpec] = dict(flows)
+        self.spec = self._spec(self.flows)
         self.worker: WorkerProcess | None = None
+        self._retiring: dict[int, WorkerProcess] = {}  # id -> a process finishing before it exits
+        self._owner: dict[int, WorkerProcess] = {}
         self.positions: dict[str, int] = {}
         self.load_errors: dict[str, str] = {}
         self._running: dict[int, Attempt] = {}
@@ -91,6 +85,23 @@ class StepRunner:
         self._started = asyncio.Event()
         self._starting: WorkerProcess | None = None
 
+    def _spec(self, flows: Mapping[str, FlowSpec]) -> GroupSpec:
+        steps = [s for f in flows.values() for s in f.steps.values()]
+        longest = max([self.default_timeout, *(s.timeout or 0.0 for s in steps)])
+        return GroupSpec(
+            name="workflow-steps",
+            plugins=tuple(
+                PluginSpec(f"flow:{key}", Path(f"<flow {key}>"), "workflow", {"flow": flow_to_json(flow), "key": key})
+                for key, flow in flows.items()
+            ),
+            policy="retry",
+            timeout=longest,
+            max_attempts=1,
+            concurrency=self.workers,
+            start="now",
+            max_memory_mb=None,
+        )
+
     # -- life cycle ------------------------------------------------------------------------------
 
     async def supervise(self, stop: asyncio.Event) -> None:
@@ -98,15 +109,17 @@ class StepRunner:
         failures = 0
         while not stop.is_set():
             await self._gone.wait()
+            box: list[WorkerProcess] = []
             worker = WorkerProcess(
                 self.spec,
                 None,
                 self.log_level,
                 self._on_results,
-                self._on_death,
+                lambda death, box=box: self._on_death(box[0], death),  # type: ignore[misc]
                 slots=self.spec.concurrency,
                 on_values=self._values.update,
             )
+            box.append(worker)
             self._starting = worker
             try:
                 await worker.start()
@@ -123,6 +136,9 @@ class StepRunner:
                 continue
             failures = 0
             self._starting = None
+            if worker.group is not self.spec:  # the definitions changed while it started: start again
+                self._retire(worker)
+                continue
             self.worker = worker
             self.positions = {c.name: i for i, c in enumerate(worker.consumers)}
             self.load_errors = {f.plugin: str(f) for f in worker.failures}
@@ -141,8 +157,31 @@ class StepRunner:
     async def stop(self, grace: float) -> None:
         if self._starting is not None and self._starting.proc is not None:
             await self._starting.kill()
-        if self.worker is not None:
-            await self.worker.stop(grace)
+        stopping = [w.stop(grace) for w in (self.worker, *self._retiring.values()) if w is not None]
+        await asyncio.gather(*stopping, return_exceptions=True)
+
+    def has(self, keys: set[str]) -> bool:
+        """Whether the process (being) started holds all these definitions."""
+        return keys <= set(self.flows)
+
+    def reload(self, flows: Mapping[str, FlowSpec]) -> None:
+        """Hold exactly these definitions from now on: a new process runs the steps sent from now on;
+        the current one finishes what it runs (within the longest step timeout), then exits."""
+        if set(flows) == set(self.flows):
+            return
+        self.flows = dict(flows)
+        self.spec = self._spec(self.flows)
+        old = self.worker
+        if old is None:
+            return  # none running: the supervisor starts the next one with the new definitions
+        self.worker = None
+        self._gone.set()
+        self._retire(old)
+
+    def _retire(self, worker: WorkerProcess) -> None:
+        self._retiring[id(worker)] = worker
+        retire = asyncio.ensure_future(worker.stop(self.spec.timeout))
+        retire.add_done_callback(lambda _f: self._retiring.pop(id(worker), None))
 
     # -- running steps ---------------------------------------------------------------------------
 
@@ -174,6 +213,7 @@ class StepRunner:
                 )
             )
             self._running[token] = attempt
+            self._owner[token] = self.worker  # type: ignore[assignment]
             batch.append((token, body, (position,), attempt.attempt, f"{attempt.run_id}|{attempt.seq}|{attempt.step}"))
         if batch:
             assert self.worker is not None
@@ -186,6 +226,7 @@ class StepRunner:
         for token, status, _position, error, tb, after, _seconds in results:
             attempt = self._running.pop(token, None)
             value = self._values.pop(token, None)
+            self._owner.pop(token, None)
             if attempt is None:
                 continue
             if status == "ok":
@@ -199,25 +240,34 @@ class StepRunner:
         if outcomes:
             self.on_outcomes(outcomes)
 
-    def _on_death(self, death: Death) -> None:
+    def _on_death(self, worker: WorkerProcess, death: Death) -> None:
         outcomes: list[Outcome] = []
-        for token, attempt in sorted(self._running.items()):
+        for token in sorted(t for t, w in self._owner.items() if w is worker):
+            self._owner.pop(token, None)
+            self._values.pop(token, None)
+            attempt = self._running.pop(token, None)
+            if attempt is None:
+                continue
             if token in death.culprits and not death.expected:
                 if death.reason.startswith("timed out"):
-                    spec = self.flows[attempt.flow].steps[attempt.step]
-                    limit = spec.timeout or self.default_timeout
+                    flow = self.flows.get(attempt.flow)
+                    spec = flow.steps.get(attempt.step) if flow is not None else None
+                    limit = (spec.timeout if spec is not None else None) or self.default_timeout
                     error = f"TimeoutError: step {attempt.step} ran longer than its {limit:g} s timeout"
                 else:
                     error = f"the step's worker process died: {death.reason}"
                 outcomes.append(Outcome(attempt, "error", error=error, traceback=death.traceback))
             else:
                 outcomes.append(Outcome(attempt, "interrupted"))
-        self._running.clear()
-        self._values.clear()
-        self.worker = None
-        self._gone.set()
-        if death.expected:
-            return
+        if worker is self.worker:
+            self.worker = None
+            self._gone.set()
+            if death.expected:
+                return  # stopped with the daemon: the next start runs these again
+        else:
+            # a process retired by a reload (or one that never finished starting): what it did not
+            # finish runs again in the current one
+            self._retiring.pop(id(worker), None)
         if outcomes:
             self.on_outcomes(outcomes)
 

@@ -6,6 +6,10 @@ One loop takes every fact that arrived (a request, a step's outcome, a timer tha
 the worker process, a ``timer.set`` record arms a timer. After a crash the unfinished runs are rebuilt
 from their records and resumed: steps that were running run again, timers are armed again with their
 stored due times.
+
+Definitions are reloaded while the daemon runs (:meth:`WorkflowService.reload`, driven by the flow
+files changing): a run keeps the definition it started with (stored with the run; its version is a
+digest of it), new runs take the new one, and the step worker holds every definition still in use.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from trackwire.core.workflows.state import Record
 from trackwire.errors import TrackwireError
 from trackwire.ports import Clock
 from trackwire.store.sqlite.workflow_runs import SqliteWorkflowRuns
-from trackwire.workflows.definition import flow_to_json
+from trackwire.workflows.definition import flow_from_json, flow_to_json
+from trackwire.workflows.intake import StartRule, rules_of
 from trackwire.workflows.runner import Attempt, Outcome, StepRunner
-from trackwire.workflows.runs import event_of, load_run, open_runs, records_of
+from trackwire.workflows.runs import definition_version, event_of, load_run, open_runs, records_of
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
@@ -56,9 +61,12 @@ class WorkflowService:
         clock: Clock | None = None,
     ) -> None:
         self.flows = dict(flows)
+        self.rules: list[StartRule] = rules_of(self.flows)
         self.clock: Clock = clock or SystemClock()
         self.machine = Machine(pools=dict(pools or {}), max_concurrent=max_concurrent)
-        self.runner = StepRunner(self.flows, self._on_outcomes, workers=workers, timeout=timeout)
+        self._keys: dict[int, tuple[FlowSpec, str]] = {}  # id(flow) -> (flow, "name@version")
+        self._by_key: dict[str, FlowSpec] = {}
+        self.runner = StepRunner(self._needed(), self._on_outcomes, workers=workers, timeout=timeout)
         self.ready = asyncio.Event()
         self.daemon: Daemon | None = None
         self.runs: SqliteWorkflowRuns | None = None
@@ -125,6 +133,75 @@ class WorkflowService:
     def _post(self, fact: Fact) -> None:
         self._facts.append((fact, None))
         self._wake.set()
+
+    # -- definitions -----------------------------------------------------------------------------
+
+    def key_of(self, flow: FlowSpec) -> str:
+        """``name@version`` of a definition (version: the digest of its JSON form, as stored with runs)."""
+        hit = self._keys.get(id(flow))
+        if hit is not None and hit[0] is flow:
+            return hit[1]
+        key = f"{flow.name}@{definition_version(flow_to_json(flow))}"
+        self._keys[id(flow)] = (flow, key)
+        self._by_key.setdefault(key, flow)
+        return key
+
+    def _stored(self, definition: dict[str, Any]) -> FlowSpec:
+        """The definition a run was started with (one object per version)."""
+        key = f"{definition.get('name')}@{definition_version(definition)}"
+        flow = self._by_key.get(key)
+        if flow is None:
+            flow = flow_from_json(definition)
+            self._by_key[key] = flow
+            self._keys[id(flow)] = (flow, key)
+        return flow
+
+    def _needed(self) -> dict[str, FlowSpec]:
+        """Every definition the step worker must hold: the loaded ones and those runs in memory use."""
+        needed = {self.key_of(f): f for f in self.flows.values()}
+        for run in self.machine.runs.values():
+            needed.setdefault(self.key_of(run.flow), run.flow)
+        return needed
+
+    def _sync_runner(self, *, prune: bool = False) -> None:
+        """Give the step worker the definitions it lacks (and, with ``prune``, drop those no run uses)."""
+        needed = self._needed()
+        if not self.runner.has(set(needed)) or (prune and len(needed) < len(self.runner.flows)):
+            self.runner.reload(needed)
+        kept = {id(f) for f in needed.values()}
+        self._keys = {i: v for i, v in self._keys.items() if i in kept}
+        self._by_key = {k: f for k, f in self._by_key.items() if id(f) in kept}
+
+    async def reload(self, flows: Mapping[str, FlowSpec], pools: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Take new definitions: new runs use them; runs already going keep theirs. Returns what changed."""
+        merged = dict(self.machine.pools)
+        for name, capacity in dict(pools or {}).items():
+            merged.setdefault(name, int(capacity))
+        for flow in flows.values():
+            problems = flow.problems(merged)
+            if problems:
+                raise WorkflowError(f"flow {flow.name}: " + "; ".join(problems))
+        old = {name: self.key_of(f) for name, f in self.flows.items()}
+        new = {name: self.key_of(f) for name, f in flows.items()}
+        versions = {n: k.rpartition("@")[2] for n, k in new.items()}
+        changes: dict[str, Any] = {
+            "added": sorted(set(new) - set(old)),
+            "changed": sorted(n for n in new if n in old and new[n] != old[n]),
+            "removed": sorted(set(old) - set(new)),
+            "versions": versions,
+        }
+        self.machine.pools = merged
+        self.flows = dict(flows)
+        self.rules = rules_of(self.flows)
+        self._sync_runner(prune=True)
+        if changes["added"] or changes["changed"] or changes["removed"]:
+            log.info(
+                "workflows reloaded: added %s; changed %s; removed %s (runs already going keep their definition)",
+                ", ".join(changes["added"]) or "none",
+                ", ".join(f"{n} -> {versions[n]}" for n in changes["changed"]) or "none",
+                ", ".join(changes["removed"]) or "none",
+            )
+        return changes
 
     def _flow(self, name: str) -> FlowSpec:
         flow = self.flows.get(name)
@@ -223,9 +300,10 @@ class WorkflowService:
         row = await asyncio.to_thread(self.runs.get, run_id)
         if row is None:
             raise WorkflowError(f"no run {run_id!r}")
-        flow = self._flow(row.flow)
+        flow = self._stored(row.definition)  # the definition the run started with, not today's
         records = await asyncio.to_thread(records_of, self.runs, run_id)
         run = self.machine.replay(run_id, flow, records)
+        self._sync_runner()
         self._stale[run_id] = {(seq, step, run.seqs[seq].steps[step].attempt) for seq, step in run.active}
         self._numbers[run_id] = len(records)
         for timer in run.timers.values():
@@ -235,12 +313,9 @@ class WorkflowService:
         assert self.runs is not None
         rows = await asyncio.to_thread(self.runs.runs, status="running", limit=1_000_000)
         for row in rows:
-            if row.flow not in self.flows:
-                log.error("run %s: flow %s is not loaded any more; leaving the run as it is", row.run_id, row.flow)
-                continue
             records = await asyncio.to_thread(records_of, self.runs, row.run_id)
             if not records:
-                flow = self.flows[row.flow]
+                flow = self._stored(row.definition)
                 pairs = [(str(s), str(e)) for s, e in row.triggers]
                 log.info("run %s: starting it (the daemon stopped before its first record)", row.run_id)
                 self._post(functools.partial(self._start_fact, row.run_id, flow, pairs))
@@ -324,7 +399,9 @@ class WorkflowService:
             if record.kind == "step.active":
                 run = self.machine.runs[record.run_id]
                 attempts.append(
-                    Attempt(record.run_id, run.flow.name, str(data["seq"]), str(data["step"]), int(data["attempt"]))
+                    Attempt(
+                        record.run_id, self.key_of(run.flow), str(data["seq"]), str(data["step"]), int(data["attempt"])
+                    )
                 )
             elif record.kind == "timer.set":
                 self._arm(float(data["due"]), record.run_id, str(data["timer"]))
@@ -333,6 +410,8 @@ class WorkflowService:
             elif record.kind == "run.finished":
                 self._finished(record.run_id, str(data["status"]), data.get("reason"))
         if attempts:
+            if not self.runner.has({a.flow for a in attempts}):
+                self._sync_runner()  # a run of a definition the worker does not hold yet
             self.runner.run(attempts)
 
     def _finished(self, run_id: str, status: str, reason: Any) -> None:

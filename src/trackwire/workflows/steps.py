@@ -134,14 +134,15 @@ def _invoker(flow: str, step: Mapping[str, Any]) -> Callable[[Event, Context], s
 
 
 def load_steps(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlugin:
-    """One consumer per step of the flow ``options["flow"]`` (its JSON form)."""
+    """One consumer per step of the flow ``options["flow"]`` (its JSON form), named ``<key>/<step>``."""
     flow = dict(options["flow"])
+    key = str(options.get("key") or flow["name"])  # name@version: each definition a run uses is loaded
     consumers: list[LoadedConsumer] = []
     matcher = Filter(types=(STEP_EVENT,))
     for step in flow["steps"]:
         consumers.append(
             LoadedConsumer(
-                f"{flow['name']}/{step['name']}",
+                f"{key}/{step['name']}",
                 matcher,
                 _invoker(str(flow["name"]), step),
                 returns=True,
