@@ -127,7 +127,9 @@ class WebSettings(_Section):
 
 
 class WorkflowSettings(_Section):
-    paths: tuple[Path, ...] = Field((), description="flow files (*.toml, *.py) or folders of them")
+    paths: tuple[Path, ...] = Field(
+        (), description="flow files (*.toml, *.yaml, *.yml, *.py) or folders of them; reloaded when they change"
+    )
     workers: int = Field(8, ge=1, le=256, description="workflow steps running at once in the worker process")
     max_concurrent: int = Field(0, ge=0, description="steps running at once over all flows; 0: no limit")
     pools: dict[str, int] = Field(default_factory=dict, description="resource pools and their capacities")

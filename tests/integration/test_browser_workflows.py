@@ -93,16 +93,24 @@ def test_an_operator_sees_a_failed_join_run_retries_the_step_by_clicking_and_see
     publish = page.locator("#steps tr[data-step=publish]")
     expect(publish).to_contain_text("the plates are not on the farm disk")
     expect(page.locator("#steps tr[data-step=fetch-plates]")).to_contain_text("plates for Shot:7")
+    expect(page.locator("#run-cancel")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "workflow-run-failed.png"), full_page=True)
     if UPDATE_DOCS_IMAGE or not DOCS_IMAGE.exists():
         DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(DOCS_IMAGE))
 
-    # the plates arrive; retry by clicking: the page follows the run live to its success
+    # the plates arrive; retry by clicking: the step runs again (held at its gate), and the page
+    # follows the run live, without reloading, to its success
     wf.flag.write_text("yes")
     page.click("#run-retry")
     expect(page.locator(".notice")).to_contain_text(f"retry of {run_id} requested")
+    expect(graph.locator("[data-node='s:publish']")).to_have_attribute("data-status", "active")
+    expect(page.locator("#run-status")).to_have_text("running")
+    expect(page.locator("#run-cancel")).to_have_count(1)
+    page.evaluate("window.stillTheSamePage = true")
+    wf.gate.write_text("open")
     expect(page.locator("#run-status")).to_have_text("success", timeout=30_000)
+    assert page.evaluate("window.stillTheSamePage === true"), "the page was updated in place (SSE), not reloaded"
     expect(graph.locator("[data-node='s:publish']")).to_have_attribute("data-status", "success")
     expect(publish).to_contain_text("published")
     expect(publish.locator("td").nth(2)).to_have_text("2")

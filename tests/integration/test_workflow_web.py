@@ -51,6 +51,7 @@ def test_the_api_lists_flows_and_runs_shows_a_failed_step_and_retries_it(wf: Wor
     assert wf.client.get("/api/workflows/runs", params={"status": "bogus"}).status_code == 400
 
     wf.flag.write_text("yes")
+    wf.gate.write_text("open")
     response = wf.client.post(f"/api/workflows/runs/{run_id}/retry")
     assert response.status_code == 200 and response.json()["requested"] == "retry"
     view = wf.wait_status(run_id, "success")
@@ -88,6 +89,7 @@ def test_page_actions_need_the_session_csrf_token(wf: WorkflowDaemon) -> None:
         refused = browser.post(f"/workflows/runs/{run_id}/retry", data={})
         assert refused.status_code == 403
         wf.flag.write_text("yes")
+        wf.gate.write_text("open")
         done = browser.post(f"/workflows/runs/{run_id}/retry", data={"csrf_token": csrf.group(1)})
         assert done.status_code == 303 and "retry+of" in done.headers["location"]
     wf.wait_status(run_id, "success")

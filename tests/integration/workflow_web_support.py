@@ -20,7 +20,13 @@ from trackwire.config import load_settings
 from trackwire.runtime.daemon import Daemon
 from trackwire.store.sqlite import SqliteStore
 
-# Two steps in parallel, an AND join, then a step that fails until the flag file exists.
+# Two steps in parallel, an AND join, then a step that fails until the flag file exists (and, once it
+# does, waits for the gate file, so a test sees it running).
+PUBLISH = """
+test -f {flag} || {{ echo 'the plates are not on the farm disk' >&2; exit 3; }}
+while [ ! -f {gate} ]; do sleep 0.05; done
+echo published
+"""
 JOIN_FLOW = """
 name = "shot-review"
 
@@ -46,7 +52,7 @@ triggers = {{ success = ["script.done"] }}
 
 [[step]]
 name = "publish"
-command = ["sh", "-c", "test -f {flag} ||{{ echo 'the plates are not on the farm disk' >&2; exit 3; }}; echo published"]
+command = ["sh", "{script}"]
 
 [[assoc]]
 event = "go"
@@ -66,6 +72,7 @@ class WorkflowDaemon:
     flag: Path
     flows: Path
     client: httpx.Client
+    gate: Path
 
     def run(self, run_id: str) -> dict[str, Any]:
         response = self.client.get(f"/api/workflows/runs/{run_id}")
@@ -91,7 +98,10 @@ def workflow_daemon(tmp_path: Path, **overrides: Any) -> Iterator[WorkflowDaemon
     flows = tmp_path / "flows"
     flows.mkdir()
     flag = tmp_path / "plates-on-disk"
-    (flows / "review.toml").write_text(JOIN_FLOW.format(flag=flag), encoding="utf-8")
+    gate = tmp_path / "publish-gate"
+    script = tmp_path / "publish.sh"
+    script.write_text(PUBLISH.format(flag=flag, gate=gate), encoding="utf-8")
+    (flows / "review.toml").write_text(JOIN_FLOW.format(script=script), encoding="utf-8")
     port = free_port()
     values: dict[str, Any] = {
         "store.url": f"sqlite:///{tmp_path / 'tw.db'}",
@@ -128,7 +138,7 @@ def workflow_daemon(tmp_path: Path, **overrides: Any) -> Iterator[WorkflowDaemon
                 return False
 
         wait_for(serving, timeout=60, what="the web app and the workflow service")
-        yield WorkflowDaemon(daemon, store, url, flag, flows, client)
+        yield WorkflowDaemon(daemon, store, url, flag, flows, client, gate)
     finally:
         client.close()
         loop.call_soon_threadsafe(daemon.request_stop)

@@ -73,6 +73,7 @@ class StepRunner:
         self.spec = self._spec(self.flows)
         self.worker: WorkerProcess | None = None
         self._retiring: dict[int, WorkerProcess] = {}  # id -> a process finishing before it exits
+        self._retirements: set[asyncio.Future[None]] = set()
         self._owner: dict[int, WorkerProcess] = {}
         self.positions: dict[str, int] = {}
         self.load_errors: dict[str, str] = {}
@@ -159,6 +160,8 @@ class StepRunner:
             await self._starting.kill()
         stopping = [w.stop(grace) for w in (self.worker, *self._retiring.values()) if w is not None]
         await asyncio.gather(*stopping, return_exceptions=True)
+        if self._retirements:  # the retired processes are gone now: let their own stops finish too
+            await asyncio.wait(self._retirements, timeout=10.0)
 
     def has(self, keys: set[str]) -> bool:
         """Whether the process (being) started holds all these definitions."""
@@ -181,7 +184,15 @@ class StepRunner:
     def _retire(self, worker: WorkerProcess) -> None:
         self._retiring[id(worker)] = worker
         retire = asyncio.ensure_future(worker.stop(self.spec.timeout))
-        retire.add_done_callback(lambda _f: self._retiring.pop(id(worker), None))
+        self._retirements.add(retire)
+
+        def retired(done: asyncio.Future[None]) -> None:
+            self._retiring.pop(id(worker), None)
+            self._retirements.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                log.error("the retired workflow step worker did not stop cleanly: %s", done.exception())
+
+        retire.add_done_callback(retired)
 
     # -- running steps ---------------------------------------------------------------------------
 

@@ -105,16 +105,20 @@ class WorkflowService:
             self.ready.set()
             await stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            # The daemon cancels services as it stops; the worker process must still be stopped (bounded).
-            stopper = asyncio.ensure_future(self.runner.stop(daemon.settings.engine.shutdown_grace))
-            while not stopper.done():
+            # The daemon cancels services as it stops (maybe again while this runs): the worker
+            # processes must still be stopped (bounded), so the clean-up is shielded to its end.
+            cleanup = asyncio.ensure_future(self._stop(tasks, daemon.settings.engine.shutdown_grace))
+            while not cleanup.done():
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(stopper)
-            if self.runs is not None:
-                self.runs.close()
+                    await asyncio.shield(cleanup)
+
+    async def _stop(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runner.stop(grace)
+        if self.runs is not None:
+            self.runs.close()
 
     @property
     def busy(self) -> bool:
