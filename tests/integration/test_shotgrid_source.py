@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,35 @@ def test_the_cursor_keeps_awaited_ids_across_a_restart(fake: FakeShotgrid, store
     assert store.get_cursor("shotgrid")["backlog"].keys() == {str(late)}
     asyncio.run(second_run())
     assert sorted(ids(store)) == [1, 2, 3, 4, 5]
+
+
+def test_plugins_get_exactly_the_dicts_shotgun_api3_returns(fake: FakeShotgrid, store: SqliteStore) -> None:
+    from shotgun_api3.shotgun import SG_TIMEZONE, Shotgun
+
+    from trackwire.plugins.shotgunevents import sg_event_dict
+    from trackwire.sources.shotgrid import EVENT_FIELDS
+
+    fake.add_events(600, entities=7)  # more than one batch
+    fake.add_event(
+        "Shotgun_Shot_Change",
+        entity={"type": "Shot", "id": 3, "name": "SH0003"},
+        attribute_name="sg_due",
+        meta={"type": "attribute_change", "old_value": "2024-01-01T00:00:00Z", "new_value": "2024-02-30T00:00:00Z"},
+        session_uuid="5f0c-uuid",
+    )
+
+    async def scenario() -> None:
+        async with Running(ShotgridSource(settings(fake, start=1)), store) as running:
+            await running.until(lambda: len(ids(store)) == 601)
+
+    asyncio.run(scenario())
+    stock = Shotgun(fake.url, "trackwire", "secret", connect=False)
+    try:
+        expected = stock.find("EventLogEntry", [], EVENT_FIELDS, order=[{"field_name": "id", "direction": "asc"}])
+    finally:
+        stock.close()
+    delivered = [sg_event_dict(record.event) for record in store.read_after(0, 1000)]
+    assert delivered == expected
+    assert all(d["created_at"].tzinfo is SG_TIMEZONE.local for d in delivered)
+    assert delivered[-1]["meta"]["old_value"] == datetime(2024, 1, 1, tzinfo=UTC)
+    assert delivered[-1]["meta"]["new_value"] == "2024-02-30T00:00:00Z"  # not a date: a string, as api3 leaves it

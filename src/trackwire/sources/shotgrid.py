@@ -61,20 +61,6 @@ def _epoch(value: Any) -> float:
     return time.time()
 
 
-def _in_utc(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store ``created_at`` in UTC: the same instant, and far cheaper to handle than shotgun-api3's
-    LocalTimezone (every offset lookup calls ``mktime``). Plugins get it back in local time."""
-    seen: dict[datetime, datetime] = {}
-    for entry in entries:
-        created = entry.get("created_at")
-        if isinstance(created, datetime) and created.tzinfo is not None and created.tzinfo is not UTC:
-            utc = seen.get(created)
-            if utc is None:
-                utc = seen[created] = created.astimezone(UTC)
-            entry["created_at"] = utc
-    return entries
-
-
 def event_from_entry(entry: dict[str, Any], source: str) -> Event:
     """The log event for one ``EventLogEntry`` dict, kept whole in ``data``."""
     raw_meta = entry.get("meta")
@@ -148,12 +134,12 @@ class ShotgridSource:
         self._prefetch: tuple[int, asyncio.Future[list[dict[str, Any]]]] | None = None
 
     def _real_connection(self) -> Any:
-        from shotgun_api3.shotgun import Shotgun
+        from trackwire.sources.shotgrid_client import PollerShotgun
 
         settings = self.settings
         if not settings.site or not settings.script_name or settings.script_key is None:
             raise ValueError("shotgrid.site, shotgrid.script_name and shotgrid.script_key are all needed")
-        sg = Shotgun(
+        sg = PollerShotgun(
             settings.site,
             settings.script_name,
             settings.script_key.get_secret_value(),
@@ -326,14 +312,12 @@ class ShotgridSource:
     async def _read_after(self, after: int) -> list[dict[str, Any]]:
         settings = self.settings
         entries: list[dict[str, Any]] = await _in_thread(
-            lambda: _in_utc(
-                self._conn().find(
-                    "EventLogEntry",
-                    [["id", "greater_than", after]],
-                    EVENT_FIELDS,
-                    order=_ASC,
-                    limit=settings.batch_size,
-                )
+            lambda: self._conn().find(
+                "EventLogEntry",
+                [["id", "greater_than", after]],
+                EVENT_FIELDS,
+                order=_ASC,
+                limit=settings.batch_size,
             )
         )
         self.reads += 1
