@@ -133,8 +133,11 @@ def dumps(value: Any) -> str:
     Tuples and sets come back as lists, bytes as text. A payload dict whose only key is ``"$dt"`` or
     ``"$date"`` holding an ISO string reads back as a datetime/date (the price of a plain-JSON format).
     """
-    return json.dumps(value, default=_json_default, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
+
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_ENCODE = json.JSONEncoder(default=_json_default, separators=(",", ":"), ensure_ascii=False).encode
 
 _DT_TAG = '{"$d'  # opens both {"$dt": ...} and {"$date": ...}
 

@@ -43,14 +43,16 @@ log = logging.getLogger("trackwire.shotgunevents")
 STATE_PREFIX = "shotgunevents-plugin:"
 
 
-def _to_sg_time(value: Any, tz: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(tz) if value.tzinfo else value
-    if isinstance(value, dict):
-        return {k: _to_sg_time(v, tz) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_sg_time(v, tz) for v in value]
-    return value
+def _to_sg_time(value: Any, tz: Any) -> None:
+    """Move every aware datetime inside ``value`` (a dict or list) to ``tz``, in place."""
+    items = value.items() if type(value) is dict else enumerate(value)
+    for key, item in items:
+        kind = type(item)
+        if kind is datetime:
+            if item.tzinfo is not None:
+                value[key] = item.astimezone(tz)
+        elif kind is dict or kind is list:
+            _to_sg_time(item, tz)
 
 
 def sg_event_dict(event: Event, cache: dict[datetime, datetime] | None = None) -> dict[str, Any]:
@@ -59,12 +61,10 @@ def sg_event_dict(event: Event, cache: dict[datetime, datetime] | None = None) -
     It is ``event.data`` itself, converted in place: the worker decoded it for this delivery alone. Only
     ``created_at`` and ``meta`` can hold date-times (entity, user and project are links).
     """
-    from shotgun_api3.shotgun import SG_TIMEZONE
-
+    local = _LOCAL[0] if _LOCAL else _local_zone()
     data = event.data
-    local = SG_TIMEZONE.local
     created = data.get("created_at")
-    if isinstance(created, datetime) and created.tzinfo is not None and created.tzinfo is not local:
+    if type(created) is datetime and created.tzinfo is not None and created.tzinfo is not local:
         converted = None if cache is None else cache.get(created)
         if converted is None:
             converted = created.astimezone(local)  # LocalTimezone is slow (mktime): remember the answer
@@ -74,10 +74,22 @@ def sg_event_dict(event: Event, cache: dict[datetime, datetime] | None = None) -
                 cache[created] = converted
         data["created_at"] = converted
     meta = data.get("meta")
-    if isinstance(meta, dict):
-        data["meta"] = _to_sg_time(meta, local)
-    data.setdefault("type", "EventLogEntry")
+    if type(meta) is dict:
+        _to_sg_time(meta, local)
+    if "type" not in data:
+        data["type"] = "EventLogEntry"
     return data
+
+
+_LOCAL: list[Any] = []
+
+
+def _local_zone() -> Any:
+    """shotgun-api3's local time zone object (imported on first use, then kept)."""
+    from shotgun_api3.shotgun import SG_TIMEZONE
+
+    _LOCAL[:] = [SG_TIMEZONE.local]
+    return SG_TIMEZONE.local
 
 
 @dataclass

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 # An event is stored once per (source, source_id): a second append of the same upstream record
-# returns no id, which is how sources and webhooks dedupe.
+# gets no id, which is how sources and webhooks dedupe. A batch is inserted with one executemany;
+# the ids it was given are then read back (everything above the largest id before it, taken under
+# the write transaction, so only this batch).
 INSERT_EVENT = """
 INSERT INTO events (source, source_id, type, key, entity_type, entity_id, project_id, occurred, received, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source, source_id) DO NOTHING
-RETURNING id
 """
+IDS_AFTER = "SELECT id, source, source_id FROM events WHERE id > ? ORDER BY id"
 
 
 # A source's cursor is written in the same transaction as the events it covers.

@@ -120,26 +120,29 @@ class SqliteStore(SqliteBrowse):
     def append(self, events: Sequence[Event], *, source: str | None = None, cursor: Any = None) -> AppendResult:
         received = datetime.now(UTC)
         stamp = received.isoformat()
+        rows = [
+            (
+                event.source,
+                str(event.source_id),
+                event.type,
+                ordering_key(event),
+                None if event.entity is None else event.entity.type,
+                None if event.entity is None else str(event.entity.id),
+                None if event.project is None else str(event.project.id),
+                event.occurred.isoformat(),
+                stamp,
+                encode_event(event, event.received or received),
+            )
+            for event in events
+        ]  # encoded before the write lock is taken: a concurrent reader or appender is not held up by it
         ids: list[int | None] = []
         with self._transaction() as conn:
-            for event in events:
-                entity = event.entity
-                row = conn.execute(
-                    q.INSERT_EVENT,
-                    (
-                        event.source,
-                        str(event.source_id),
-                        event.type,
-                        ordering_key(event),
-                        None if entity is None else entity.type,
-                        None if entity is None else str(entity.id),
-                        None if event.project is None else str(event.project.id),
-                        event.occurred.isoformat(),
-                        stamp,
-                        encode_event(event, event.received or received),
-                    ),
-                ).fetchone()
-                ids.append(None if row is None else int(row[0]))
+            if rows:
+                (before,) = conn.execute(q.LAST_ID).fetchone()
+                conn.executemany(q.INSERT_EVENT, rows)  # one call: far cheaper than a statement per event
+                given = {(s, i): n for n, s, i in conn.execute(q.IDS_AFTER, (before,))}
+                # the first of two equal (source, source_id) in one batch got the id, as with one insert each
+                ids = [given.pop((row[0], row[1]), None) for row in rows]
             if source is not None and cursor is not None:
                 conn.execute(q.UPSERT_CURSOR, (source, dumps(cursor), stamp))
         return AppendResult(tuple(ids))
