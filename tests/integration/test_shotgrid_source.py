@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -201,3 +202,45 @@ def test_plugins_get_exactly_the_dicts_shotgun_api3_returns(fake: FakeShotgrid, 
     assert all(d["created_at"].tzinfo is SG_TIMEZONE.local for d in delivered)
     assert delivered[-1]["meta"]["old_value"] == datetime(2024, 1, 1, tzinfo=UTC)
     assert delivered[-1]["meta"]["new_value"] == "2024-02-30T00:00:00Z"  # not a date: a string, as api3 leaves it
+
+
+class RefusingStore(SqliteStore):
+    """Refuses the appends numbered in ``refuse`` (counting only those carrying events)."""
+
+    def __init__(self, path: Path, refuse: set[int]) -> None:
+        super().__init__(path)
+        self.refuse = refuse
+        self.batches = 0
+
+    def append(self, events: Any, *, source: str | None = None, cursor: Any = None) -> Any:
+        if events:
+            self.batches += 1
+            if self.batches in self.refuse:
+                raise sqlite3.OperationalError("disk I/O error")
+        return super().append(events, source=source, cursor=cursor)
+
+
+def test_a_batch_the_store_refuses_is_read_again_never_skipped(
+    fake: FakeShotgrid, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_events(3)
+    gap = fake.skip_ids(2)  # awaited, then filled: the batch that brings them late is refused too
+    fake.add_events(1200)
+    store = RefusingStore(tmp_path / "refusing.db", refuse={1, 3, 5})
+
+    async def scenario() -> None:
+        source = ShotgridSource(settings(fake, start=1, batch_size=500))
+        async with Running(source, store) as running:
+            await running.until(lambda: source.backlog is not None and set(gap) <= set(source.backlog.missing))
+            for missing in gap:
+                fake.add_event(id=missing, entity={"type": "Shot", "id": 9}, attribute_name="code")
+            await running.until(lambda: len(ids(store)) == 1205)
+
+    try:
+        asyncio.run(scenario())
+        assert sorted(ids(store)) == list(range(1, 1206))
+        assert store.get_cursor("shotgrid") == {"last_id": 1205, "backlog": {}}
+        assert "the store could not take EventLogEntry ids" in caplog.text
+        assert "disk I/O error" in caplog.text and "ShotGrid is unreachable" not in caplog.text
+    finally:
+        store.close()

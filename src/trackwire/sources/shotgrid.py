@@ -82,6 +82,10 @@ def event_from_entry(entry: dict[str, Any], source: str) -> Event:
     )
 
 
+class _NotStored(Exception):
+    """The store refused a batch: nothing of it was kept, and the same ids are read again."""
+
+
 async def _in_thread(fn: Callable[[], T]) -> T:
     """Run a blocking call in a daemon thread: a hung call never keeps the process from exiting."""
     loop = asyncio.get_running_loop()
@@ -182,6 +186,12 @@ class ShotgridSource:
                 finished, full = await self._unless_stopped(self._step(store, appended), stop)
                 if not finished:
                     return
+            except _NotStored as exc:
+                failures += 1
+                delay = self._backoff.delay(failures, self._rng)
+                log.error("%s; it is read again in %.1f s", exc, delay)
+                await self._wait(stop, delay)
+                continue
             except Exception as exc:
                 failures += 1
                 delay = self._backoff.delay(failures, self._rng)
@@ -257,15 +267,36 @@ class ShotgridSource:
         return backlog
 
     async def _poll(self, store: Store, appended: asyncio.Event) -> bool:
-        """One read after the newest id, one lookup of awaited ids when due; True if the read was full."""
+        """One read after the newest id, one lookup of awaited ids when due; True if the read was full.
+
+        If anything fails before the batch is stored (the lookup, the append), the backlog is put back
+        as it was before the read: the next poll reads the same ids again instead of skipping them.
+        """
         backlog = self.backlog
         assert backlog is not None
-        settings = self.settings
         prefetched, self._prefetch = self._prefetch, None
         if prefetched is not None and prefetched[0] == backlog.last_id:
             entries = await prefetched[1]
         else:
             entries = await self._read_after(backlog.last_id)
+        last_id, missing = backlog.last_id, dict(backlog.missing)
+        try:
+            return await self._take(store, appended, backlog, entries)
+        except BaseException as exc:
+            backlog.last_id, backlog.missing = last_id, missing
+            ahead, self._prefetch = self._prefetch, None
+            if ahead is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    ahead[1].cancel()  # stopping: the connection is closed on the way out
+                else:  # let the read running ahead finish: a connection is never used by two calls at once
+                    with contextlib.suppress(Exception):
+                        await ahead[1]
+            raise
+
+    async def _take(
+        self, store: Store, appended: asyncio.Event, backlog: Backlog, entries: list[dict[str, Any]]
+    ) -> bool:
+        settings = self.settings
         now = self._clock()
         entries.sort(key=lambda e: int(e["id"]))
         observed = backlog.observe([(int(e["id"]), _epoch(e.get("created_at"))) for e in entries], now)
@@ -301,7 +332,13 @@ class ShotgridSource:
             self._prefetch[1].add_done_callback(lambda f: f.cancelled() or f.exception())
         found = entries + late
         if found or expired or observed.waiting or observed.lost:
-            await asyncio.to_thread(self._append, store, found, backlog.to_cursor())
+            try:
+                await asyncio.to_thread(self._append, store, found, backlog.to_cursor())
+            except Exception as exc:
+                raise _NotStored(
+                    f"the store could not take EventLogEntry ids {id_ranges(int(e['id']) for e in found) or '-'}"
+                    f" ({type(exc).__name__}: {exc})"
+                ) from exc
             if found:
                 appended.set()
         return full
