@@ -37,6 +37,21 @@ def register(session, **kw):
     session.event_hub.subscribe("topic=ftrack.action.discover", discover)
 """
 
+# A later file (by name) whose callback has a lower priority: ftrack runs it first, and its stop()
+# keeps studio_events.record from seeing the robot's events, across files, as ftrack's hub does.
+GATE = """
+import json, os
+
+def gate(event):
+    with open(os.environ["FTRACK_RECORD"], "a") as out:
+        out.write(json.dumps(["gate", event["id"]]) + "\\n")
+    if event["source"]["user"]["username"].startswith("robot"):
+        event.stop()
+
+def register(session, **kw):
+    session.event_hub.subscribe("topic=ftrack.update", gate, priority=10)
+"""
+
 
 @pytest.fixture
 def server() -> Iterator[FakeFtrackServer]:
@@ -50,6 +65,7 @@ def test_the_daemon_stores_hub_events_runs_ftrack_plugins_and_publishes_their_re
     plugins = tmp_path / "ftrack_plugins"
     plugins.mkdir()
     (plugins / "studio_events.py").write_text(PLUGIN, encoding="utf-8")
+    (plugins / "z_gate.py").write_text(GATE, encoding="utf-8")
     record = tmp_path / "record.txt"
     (tmp_path / "trackwire.toml").write_text(
         f"""
@@ -82,6 +98,8 @@ plugin_session = "offline"
         wait_for(lambda: server.client_count and server.subscriptions, 60, what="the daemon to subscribe")
         raw = json.loads(UPDATE.read_text())
         server.emit(raw)
+        robot = {**raw, "id": "robot-1", "source": {**raw["source"], "user": {"id": "r1", "username": "robot@x"}}}
+        server.emit(robot)
         server.emit(
             {
                 "id": "disc-1",
@@ -90,14 +108,18 @@ plugin_session = "offline"
                 "data": {"selection": []},
             }
         )
-        wait_for(lambda: record.exists() and record.read_text().strip(), 60, what="the plugin to run")
+        wait_for(lambda: record.exists() and len(record.read_text().splitlines()) >= 3, 60, what="the plugins to run")
         replies = wait_for(
             lambda: [e for e in server.published if e["topic"] == "ftrack.meta.reply"], 60, what="the reply"
         )
     finally:
         proc.terminate()
         proc.wait(30)
-    assert [json.loads(line) for line in record.read_text().splitlines()] == [["ftrack.update", raw["id"]]]
+    assert [json.loads(line) for line in record.read_text().splitlines()] == [
+        ["gate", raw["id"]],  # priority 10 in z_gate.py runs before priority 100 in studio_events.py
+        ["ftrack.update", raw["id"]],
+        ["gate", "robot-1"],  # stopped: studio_events.record never sees it
+    ]
     assert isinstance(replies, list) and replies[0]["target"] == "id=web-7"
     assert replies[0]["inReplyToEvent"] == "disc-1"
     store = SqliteStore(tmp_path / "trackwire.db")
@@ -105,4 +127,4 @@ plugin_session = "offline"
         types = [r.event.type for r in store.read_after(0, 100)]
     finally:
         store.close()
-    assert types.count("ftrack.update") == 2 and "ftrack.action.discover" in types and "ftrack.meta.reply" in types
+    assert types.count("ftrack.update") == 4 and "ftrack.action.discover" in types and "ftrack.meta.reply" in types

@@ -14,8 +14,8 @@ from tests.conftest import wait_for
 from tests.fakes.ftrack_server import FakeFtrackServer
 from trackwire.core.event import Event
 from trackwire.plugins.api import Context
-from trackwire.plugins.ftrack import REPLY_TYPE, _Replies, _Server
-from trackwire.plugins.loader import LoadedPlugin, load_plugin
+from trackwire.plugins.ftrack import REPLY_TYPE, _Replies, _Server, plugin_session
+from trackwire.plugins.loader import LoadedConsumer, LoadedPlugin, load_plugin, run_order
 from trackwire.sources.ftrack import events_from_ftrack
 
 pytest.importorskip("ftrack_api")
@@ -164,3 +164,78 @@ def test_the_studio_hosted_actions_are_served_in_ftracks_action_menu_with_their_
     assert [i["actionIdentifier"] for i in replies[0]["items"]] == ["loco.batch-create-shots", "loco.clear-job-queue"]
     assert [i["name"] for i in replies[1]["items"]] == ["pattern", "first", "last", "step"]
     assert replies[2] == {"success": True, "message": "would create 2 shots: SQ88_0010, SQ88_0020"}
+
+
+# Two plugin files of one ftrack plugin path; the later file (by name) holds the lowest priority.
+_STAMP = """
+def make(calls, label, stop_for=None):
+    def callback(event):
+        calls.append((label, event["id"]))
+        if stop_for and event["source"]["user"]["username"] == stop_for:
+            event.stop()
+    return callback
+"""
+_FIRST_FILE = """
+from stamp import make
+
+def register(session, calls, **kw):
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "a:default"))
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "a:late"), priority=300)
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "a:50"), priority=50)
+"""
+_SECOND_FILE = """
+from stamp import make
+
+def register(session, calls, **kw):
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "b:gate", "robot@locovfx.com"), priority=10)
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "b:default"))
+    session.event_hub.subscribe("topic=ftrack.update", make(calls, "b:200"), priority=200)
+"""
+
+
+def _group(tmp_path: Path, calls: list[Any]) -> list[LoadedConsumer]:
+    """What a worker process does for the ``ftrack`` group: load every file, then order the whole group."""
+    (tmp_path / "stamp.py").write_text(_STAMP)
+    (tmp_path / "a_plugin.py").write_text(_FIRST_FILE)
+    (tmp_path / "b_plugin.py").write_text(_SECOND_FILE)
+    consumers: list[LoadedConsumer] = []
+    for name in ("a_plugin", "b_plugin"):
+        loaded = load_plugin("ftrack", name, tmp_path / f"{name}.py", {"calls": calls})
+        assert isinstance(loaded, LoadedPlugin), str(loaded)
+        consumers.extend(loaded.consumers)
+    return [consumers[i] for i in run_order(consumers)]
+
+
+def _ftrack_hub_order(tmp_path: Path, raw: dict[str, Any]) -> list[Any]:
+    """The oracle: the same two files registered on one real ftrack_api hub, which dispatches the event itself."""
+    import ftrack_api.event.base
+
+    from trackwire.plugins.loader import import_plugin
+
+    calls: list[Any] = []
+    session = plugin_session(_Server(None, None, None, offline=True))
+    for name in ("a_plugin", "b_plugin"):
+        import_plugin(f"oracle_{name}", tmp_path / f"{name}.py").register(session, calls=calls)
+    fields = {k: raw[k] for k in ("id", "data", "source", "target") if k in raw}
+    session.event_hub._handle(ftrack_api.event.base.Event(raw["topic"], **fields), synchronous=True)
+    return calls
+
+
+def test_callbacks_of_different_plugin_files_run_in_ftracks_global_priority_order(tmp_path: Path) -> None:
+    calls: list[Any] = []
+    group = _group(tmp_path, calls)
+    raw = _update()
+    _drive(LoadedPlugin("ftrack", tmp_path, group), events_from_ftrack(raw, "ftrack"))
+    expected = ["b:gate", "a:50", "a:default", "b:default", "b:200", "a:late"]
+    assert [label for label, _ in calls] == expected
+    assert {event_id for _, event_id in calls} == {raw["id"]}  # once per ftrack event, not per entity
+    assert [label for label, _ in _ftrack_hub_order(tmp_path, raw)] == expected  # ftrack's own hub agrees
+
+
+def test_event_stop_in_one_file_stops_lower_priority_callbacks_in_other_files(tmp_path: Path) -> None:
+    calls: list[Any] = []
+    group = _group(tmp_path, calls)
+    robot = _update(username="robot@locovfx.com")
+    _drive(LoadedPlugin("ftrack", tmp_path, group), events_from_ftrack(robot, "ftrack"))
+    assert calls == [("b:gate", robot["id"])]
+    assert _ftrack_hub_order(tmp_path, robot) == [("b:gate", robot["id"])]

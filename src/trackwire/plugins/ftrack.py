@@ -10,8 +10,11 @@ consumers, driven from the durable log instead of the live socket:
 - each ``subscribe(expression, callback, subscriber=None, priority=100)`` becomes one consumer whose
   matcher is the expression (:mod:`trackwire.core.ftrack_expr`), tried against the original ftrack
   event kept in ``data["ftrack"]`` (once per ftrack event, not once per entity change);
-- callbacks of a file run in priority order (lower first, then subscription order) and receive one
-  shared ``ftrack_api.event.base.Event``, so ``event.stop()`` stops the later ones, as in ftrack;
+- all the callbacks of an ordering group (every ftrack plugin file, in the ``ftrack`` group) run in
+  priority order, lower first, as ftrack's hub sorts the subscribers of a session across its plugins
+  (ties: file order, then subscription order; see :func:`trackwire.plugins.loader.run_order`), and
+  they receive one shared ``ftrack_api.event.base.Event``, so ``event.stop()`` stops the later ones
+  in every file, as in ftrack;
 - a callback's non-``None`` return value is a reply: published to the ftrack server as
   ``ftrack.meta.reply`` (``target=id=<source.id>``, ``in_reply_to_event``) when a server is configured,
   and always appended to the log as an ``ftrack.meta.reply`` event following the one it answers.
@@ -109,7 +112,11 @@ class _Replies:
 
 
 class _Shared:
-    """The ftrack Event the callbacks of one file share for one log event (per worker thread)."""
+    """The ftrack Event the callbacks of a worker process share for one log event (per worker thread).
+
+    One instance per process (:data:`_SHARED`), so callbacks from different plugin files of a group get
+    the same object and a ``stop()`` in one file is seen by the next.
+    """
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -125,6 +132,9 @@ class _Shared:
         fevent = ftrack_api.event.base.Event(str(raw.get("topic") or event.type), **fields)
         self._local.pair = (event, fevent)
         return fevent
+
+
+_SHARED = _Shared()
 
 
 def _consumer(
@@ -165,12 +175,14 @@ def load_plugin(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlug
     session = plugin_session(server)
     register(session, **{k: v for k, v in options.items() if not k.startswith("_")})
     subscribers = sorted(enumerate(session.event_hub._subscribers), key=lambda pair: (pair[1].priority, pair[0]))
-    shared, replies = _Shared(), _Replies(server)
+    replies = _Replies(server)
     consumers: list[LoadedConsumer] = []
     for order, subscriber in subscribers:
         expression = parse(str(subscriber.subscription))
-        consumer_name, invoke = _consumer(name, subscriber, order, shared, replies)
-        consumers.append(LoadedConsumer(f"{name}.{consumer_name}", FtrackMatcher((expression,)), invoke))
+        consumer_name, invoke = _consumer(name, subscriber, order, _SHARED, replies)
+        matcher = FtrackMatcher((expression,))
+        priority = float(subscriber.priority)
+        consumers.append(LoadedConsumer(f"{name}.{consumer_name}", matcher, invoke, priority=priority))
     if not consumers:
         log.warning("ftrack plugin %s (%s) subscribed to nothing", name, path)
     return LoadedPlugin(name, path, consumers)

@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +19,15 @@ from trackwire.core.event import Event
 from trackwire.core.matching import Matcher
 from trackwire.plugins.api import CONSUMERS_ATTRIBUTE, Context
 
-__all__ = ["LoadFailure", "LoadedConsumer", "LoadedPlugin", "import_plugin", "load_plugin"]
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "LoadFailure",
+    "LoadedConsumer",
+    "LoadedPlugin",
+    "import_plugin",
+    "load_plugin",
+    "run_order",
+]
 
 Invoke = Callable[[Event, Context], Any]
 
@@ -32,6 +40,7 @@ class LoadedConsumer:
     stop_on_error: bool = True
     returns: bool = False  # the callback's return value (JSON text) goes back to the daemon
     timeout: float | None = None  # overrides the group's timeout for this callback
+    priority: float | None = None  # ftrack's subscription priority: orders the callbacks of a whole group
 
 
 @dataclass
@@ -94,6 +103,23 @@ def _load_native(name: str, path: Path, options: Mapping[str, Any]) -> LoadedPlu
                 continue
             consumers.append(LoadedConsumer(f"{name}.{consumer_name}", flt, value))
     return LoadedPlugin(name, path, consumers)
+
+
+DEFAULT_PRIORITY = 100.0  # ftrack's default; what a callback without a priority counts as in a group that has some
+
+
+def run_order(consumers: Sequence[LoadedConsumer]) -> list[int]:
+    """The positions of a group's consumers in the order they run.
+
+    Without priorities: as loaded (files in order, then registration order). When any consumer has one
+    (ftrack subscriptions), the whole group is sorted by priority, lower first, as ftrack's hub sorts
+    the subscribers of a session across all its plugins; the sort is stable, so equal priorities keep
+    the loaded order. Consumers without a priority count as :data:`DEFAULT_PRIORITY`.
+    """
+    priorities = [DEFAULT_PRIORITY if c.priority is None else c.priority for c in consumers]
+    if all(c.priority is None for c in consumers):
+        return list(range(len(consumers)))
+    return sorted(range(len(consumers)), key=priorities.__getitem__)
 
 
 # Loaders by plugin kind, as "module:function" so a kind's dependencies load only when used.

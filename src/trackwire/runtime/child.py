@@ -28,7 +28,7 @@ from typing import Any
 from trackwire.core.event import Event, decode_event
 from trackwire.errors import Fail, Retry, Skip
 from trackwire.plugins.api import Context
-from trackwire.plugins.loader import LoadedConsumer, LoadFailure, load_plugin
+from trackwire.plugins.loader import LoadedConsumer, LoadFailure, load_plugin, run_order
 from trackwire.runtime.protocol import (
     ConsumerInfo,
     Result,
@@ -145,6 +145,10 @@ class Worker:
                 self.consumers.append(consumer)
                 self.plugin_of.append(spec.name)
                 self.options_of.append(spec.options)
+        order = run_order(self.consumers)  # ftrack priorities order the whole group, across files
+        self.consumers = [self.consumers[i] for i in order]
+        self.plugin_of = [self.plugin_of[i] for i in order]
+        self.options_of = [self.options_of[i] for i in order]
         infos = [ConsumerInfo(c.name, p, c.matcher) for c, p in zip(self.consumers, self.plugin_of, strict=True)]
         self._table = [
             (c.invoke, p, c.name, c.stop_on_error, o, c.returns, c.timeout or self.timeout)
