@@ -26,7 +26,12 @@ from trackwire.web.actions import INVOKED_TYPE
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "actions" / "long_actions.py"
 TRACKWIRE = Path(sys.executable).with_name("trackwire")
 TOKEN = "kitsu-crash-5e1"
-BODY = {"entity_type": "Playlist", "selection": ["pl-1"], "user_email": "jane@locovfx.com"}
+BODY = {  # what Kitsu posts for an is_ajax custom action (see tests/integration/test_actions_kitsu.py)
+    "entitytype": "shot",
+    "selection": ["0e4f8d52-1c5e-4c39-9b8e-6d3a1f2b7c10"],
+    "userid": "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b",
+    "useremail": "jane@locovfx.com",
+}
 
 
 class Life:

@@ -17,7 +17,12 @@ from trackwire.web.actions import INVOKED_TYPE
 SG_URL = "/actions/shotgrid/loco.update-rv-component"
 KITSU_URL = "/actions/kitsu/loco.clear-job-queue"
 VERSION_AMI = {**dict(AMI_FIELDS), "entity_type": "Version"}
-KITSU_BODY = {"entity_type": "Task", "selection": ["3149aa"], "user_email": "jane@locovfx.com"}
+KITSU_BODY = {  # what Kitsu posts for an is_ajax custom action (see tests/integration/test_actions_kitsu.py)
+    "entitytype": "shot",
+    "selection": ["0e4f8d52-1c5e-4c39-9b8e-6d3a1f2b7c10"],
+    "userid": "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b",
+    "useremail": "jane@locovfx.com",
+}
 
 
 def _recorded(store: MemoryStore) -> int:

@@ -155,29 +155,62 @@ def test_a_light_payload_post_is_read_back_from_the_event_log_entry_on_the_shotg
     assert recorded["selected"] == [1201, 1202] and recorded["tracker"] == "shotgrid"
 
 
+def test_a_light_payload_entry_without_an_ami_payload_is_refused_with_400() -> None:
+    store = MemoryStore()
+    with FakeShotgrid() as sg:
+        # an ordinary EventLogEntry: its meta is an attribute change, not an action menu item's payload
+        entry_id = sg.add_event("Shotgun_Shot_Change", meta={"type": "attribute_change", "entity_type": "Shot"})
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
+        response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
+        not_an_id = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": "x"})
+    assert response.status_code == 400 and "meta.ami_payload" in response.text
+    assert not_an_id.status_code == 400
+    assert _invocations(store) == []
+
+
+def test_a_light_payload_with_the_guides_comma_separated_columns() -> None:
+    store = MemoryStore()
+    with FakeShotgrid() as sg:
+        payload = dict(AMI_FIELDS) | {"cols": "code,sg_status_list", "page_id": "1353", "referrer_path": "/page/1353"}
+        entry_id = sg.add_event("Shotgun_ActionMenuItem_Triggered", meta={"ami_payload": payload})
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
+        response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
+    assert response.status_code == 200, response.text
+    (recorded,) = _invocations(store)
+    assert recorded["payload"]["cols"] == ["code", "sg_status_list"]
+    assert recorded["payload"]["page_id"] == "1353" and recorded["user"] == {"id": 42, "login": "jane.doe"}
+
+
+TASK = "0e4f8d52-1c5e-4c39-9b8e-6d3a1f2b7c10"
+KITSU_JSON = {  # runCustomAction's data in cgwire/kitsu's ActionPanel.vue (is_ajax custom actions)
+    "entitytype": "shot",
+    "originurl": "/productions/9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d/shots",
+    "originserver": "kitsu.locovfx.com",
+    "selection": [TASK],
+    "productionid": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+    "userid": "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b",
+    "useremail": "jane@locovfx.com",
+}
+
+
 def test_a_kitsu_custom_action_runs_from_its_json_post_and_malformed_ones_get_400() -> None:
+    """Real-shaped posts without a server; tests/integration/test_actions_kitsu.py posts them for real zou data."""
     store = MemoryStore()
     client = Client(store)
-    body = {
-        "entity_type": "Task",
-        "selection": [{"id": "3149aa"}],
-        "user_email": "jane@locovfx.com",
-        "project_id": "a14f",
-        "values": {"path": "/dailies/sh0010_v003.mov"},
-    }
-    ok = client.post("/actions/kitsu/loco.upload-media", json=body)
+    ok = client.post("/actions/kitsu/loco.upload-media", json={**KITSU_JSON, "values": {"path": "/d/sh0010.mov"}})
     assert ok.status_code == 200
-    assert ok.json() == {
-        "success": True,
-        "message": "/dailies/sh0010_v003.mov queued for dailies review on task 3149aa",
-    }
-    form = client.post("/actions/kitsu/loco.upload-media", json={**body, "values": None})
+    assert ok.json() == {"success": True, "message": f"/d/sh0010.mov queued for dailies review on task {TASK}"}
+    form = client.post("/actions/kitsu/loco.upload-media", json=KITSU_JSON)
     assert [f["name"] for f in form.json()["form"]] == ["path", "note"]
     bad = [
-        client.post("/actions/kitsu/loco.upload-media", content=b"not json").status_code,
-        client.post("/actions/kitsu/loco.upload-media", json=[1, 2]).status_code,
-        client.post("/actions/kitsu/loco.upload-media", json={"selection": "x"}).status_code,
+        client.post("/actions/kitsu/loco.upload-media", content=b"{no", headers={"content-type": "application/json"}),
+        client.post("/actions/kitsu/loco.upload-media", json=[1, 2]),
+        client.post("/actions/kitsu/loco.upload-media", json={**KITSU_JSON, "selection": "x"}),
+        client.post("/actions/kitsu/loco.upload-media", data={"selection": TASK}),  # a form without person/type
     ]
-    assert bad == [400, 400, 400]
+    assert [b.status_code for b in bad] == [400, 400, 400, 400]
+    assert bad[3].headers["content-type"].startswith("text/html")
     (recorded,) = _invocations(store)
     assert recorded["tracker"] == "kitsu" and recorded["user"]["login"] == "jane@locovfx.com"

@@ -20,6 +20,12 @@ from trackwire.web.action_jobs import action_jobs_router
 from trackwire.web.actions import INVOKED_TYPE, actions_router
 from trackwire.web.backend import Backend
 
+KITSU_BODY = {  # what Kitsu posts for an is_ajax custom action (see tests/integration/test_actions_kitsu.py)
+    "entitytype": "shot",
+    "selection": ["0e4f8d52-1c5e-4c39-9b8e-6d3a1f2b7c10"],
+    "userid": "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b",
+    "useremail": "jane@locovfx.com",
+}
 SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN, job_heartbeat=0.1)  # type: ignore[arg-type]
 
 
@@ -117,7 +123,7 @@ def test_a_long_ami_action_answers_at_once_and_its_page_shows_the_progress_until
 
 def test_a_long_kitsu_action_answers_202_with_the_job_and_its_key_protects_the_job(steps: Steps) -> None:
     app = App(_long(steps))
-    body = {"entity_type": "Playlist", "selection": ["pl-77"], "user_email": "jane@locovfx.com"}
+    body = KITSU_BODY
     answer = app.request("POST", "/actions/kitsu/loco.review-sync", params={"token": KITSU_TOKEN}, json=body)
     assert answer.status_code == 202
     reply = answer.json()
@@ -150,7 +156,7 @@ def test_a_job_past_its_timeout_fails_and_its_handler_is_told_to_stop() -> None:
 
     act = Action("loco.forever", "Forever", forever, background=True, timeout=0.3)
     app = App({act.identifier: act})
-    body = {"entity_type": "Task", "selection": ["t1"], "user_email": "jane@locovfx.com"}
+    body = KITSU_BODY
     reply = app.request("POST", "/actions/kitsu/loco.forever", params={"token": KITSU_TOKEN}, json=body).json()
     status_path = reply["job"]["status_url"].removeprefix("http://tw")
     wait_for(lambda: app.status(status_path)["done"], timeout=10, what="the timeout")
@@ -168,7 +174,7 @@ def test_a_background_handler_that_raises_fails_its_job_with_the_error() -> None
 
     act = Action("loco.broken", "Broken", broken, background=True)
     app = App({act.identifier: act})
-    body = {"entity_type": "Task", "selection": ["t1"], "user_email": "jane@locovfx.com"}
+    body = KITSU_BODY
     reply = app.request("POST", "/actions/kitsu/loco.broken", params={"token": KITSU_TOKEN}, json=body).json()
     page_path = reply["job"]["url"].removeprefix("http://tw")
     status_path = reply["job"]["status_url"].removeprefix("http://tw")

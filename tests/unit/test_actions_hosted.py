@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from trackwire.actions.hosted import (
@@ -121,7 +123,65 @@ def test_an_action_menu_post_keeps_repeated_columns_and_reads_submitted_values()
     assert inv.payload["cols"] == ["code", "description"]
 
 
-@pytest.mark.parametrize("body", [[], "x", {"selection": ["a"]}, {"entity_type": "Task", "selection": 5}])
-def test_malformed_kitsu_posts_raise_action_error(body: object) -> None:
+def test_comma_separated_columns_read_like_repeated_ones() -> None:
+    fields = [("entity_type", "Shot"), ("selected_ids", "5"), ("user_login", "jane"), ("cols", "code, sg_status_list")]
+    inv = from_shotgrid("make", [*fields, ("column_display_names", "Shot, Final"), ("page_id", "1353")])
+    assert inv.payload["cols"] == ["code", "sg_status_list"]
+    assert inv.payload["column_display_names"] == ["Shot, Final"]  # display names are never split
+    assert inv.payload["page_id"] == "1353"
+
+
+TASK_A, TASK_B = "0e4f8d52-1c5e-4c39-9b8e-6d3a1f2b7c10", "7b1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+PERSON, PROJECT = "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b", "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+
+# Kitsu's hidden form (is_ajax false) and its JSON post (is_ajax true), per cgwire/kitsu's ActionPanel.vue.
+KITSU_FORM = [
+    ("personid", PERSON),
+    ("personemail", "jane@locovfx.com"),
+    ("projectid", PROJECT),
+    ("currentpath", f"/productions/{PROJECT}/shots"),
+    ("currentserver", "kitsu.locovfx.com"),
+    ("selection", f"{TASK_A},{TASK_B}"),
+    ("entitytype", "shot"),
+]
+KITSU_JSON = {
+    "entitytype": "shot",
+    "originurl": f"/productions/{PROJECT}/shots",
+    "originserver": "kitsu.locovfx.com",
+    "selection": [TASK_A, TASK_B],
+    "productionid": PROJECT,
+    "userid": PERSON,
+    "useremail": "jane@locovfx.com",
+}
+
+
+@pytest.mark.parametrize("body", [KITSU_FORM, dict(KITSU_FORM), KITSU_JSON])
+def test_kitsu_form_and_json_posts_read_the_same(body: Any) -> None:
+    inv = from_kitsu("make", body)
+    assert (inv.tracker, inv.entity_type, inv.selected) == ("kitsu", "Task", (TASK_A, TASK_B))
+    assert (inv.user_id, inv.user_login, inv.project_id, inv.values) == (PERSON, "jane@locovfx.com", PROJECT, None)
+    assert inv.payload["entitytype"] == "shot"
+
+
+def test_a_kitsu_form_posted_back_carries_its_values() -> None:
+    inv = from_kitsu("make", [*KITSU_FORM, ("submitted", "1"), ("value.path", "/dailies/a.mov")])
+    assert inv.values == {"path": "/dailies/a.mov"} and "value.path" not in inv.payload
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"selection": [TASK_A], "entitytype": "shot"},  # nobody
+        {"personid": PERSON, "entitytype": "shot"},  # no selection
+        {"personid": PERSON, "selection": TASK_A},  # no entitytype
+        {"personid": PERSON, "selection": "not-a-uuid", "entitytype": "shot"},
+        {"personid": PERSON, "selection": 5, "entitytype": "shot"},
+        {"personid": PERSON, "selection": [5], "entitytype": "shot"},
+        {"personid": ["x"], "selection": [TASK_A], "entitytype": "shot"},
+        {"userid": PERSON, "selection": [TASK_A], "entitytype": "shot", "values": [1]},
+    ],
+)
+def test_malformed_kitsu_posts_raise_action_error(body: Any) -> None:
     with pytest.raises(ActionError):
         from_kitsu("make", body)

@@ -19,6 +19,7 @@ Everything here is pure: the web layer and the ftrack plugin host do the I/O.
 from __future__ import annotations
 
 import fnmatch
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
@@ -27,6 +28,7 @@ from trackwire.errors import TrackwireError
 
 __all__ = [
     "ACTIONS_ATTRIBUTE",
+    "KITSU_FIELDS",
     "Action",
     "ActionError",
     "Field",
@@ -254,7 +256,14 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 def from_shotgrid(identifier: str, form: Iterable[tuple[str, str]]) -> Invocation:
-    """Read an action menu item POST (``application/x-www-form-urlencoded`` fields, ``cols`` repeated).
+    """Read an action menu item POST (``application/x-www-form-urlencoded``).
+
+    The fields are those of ShotGrid's developer guide ("Custom Action Menu Items", Payload contents):
+    ``user_id``, ``user_login``, ``entity_type``, ``selected_ids``, ``ids``, ``title``, ``page_id``,
+    ``server_hostname``, ``referrer_path``, ``session_uuid``, ``cols``, ``column_display_names``,
+    ``view``, ``sort_*``, ``grouping_*``, and ``project_id``/``project_name`` when all the page's
+    entities share a project. All of them are kept in the payload. ``cols`` arrives once per column
+    (python-api's ``ShotgunAction`` example) or comma-separated (the guide): both give one list.
 
     Form values submitted back from our own form page are the fields named ``value.<name>``.
     """
@@ -264,7 +273,9 @@ def from_shotgrid(identifier: str, form: Iterable[tuple[str, str]]) -> Invocatio
     for key, value in form:
         if key.startswith(_SG_VALUE_PREFIX):
             values[key[len(_SG_VALUE_PREFIX) :]] = value
-        elif key in ("cols", "column_display_names"):
+        elif key == "cols":  # one field per column (python-api's example) or comma-separated (the guide)
+            multi.setdefault(key, []).extend(c.strip() for c in value.split(",") if c.strip())
+        elif key == "column_display_names":  # display names may hold commas: never split
             multi.setdefault(key, []).append(value)
         else:
             single[key] = value
@@ -352,30 +363,96 @@ def ftrack_reply(act: Action, invocation: Invocation, submit: Submit | None = No
 # -- Kitsu custom actions ---------------------------------------------------------------------------
 
 
-def from_kitsu(identifier: str, body: Any) -> Invocation:
-    """Read a Kitsu custom-action POST (JSON; field names per Kitsu's front end, partly unconfirmed)."""
-    if not isinstance(body, Mapping):
-        raise ActionError("the body must be a JSON object")
-    selection = body.get("selection") or body.get("entity_ids") or []
-    if isinstance(selection, str):
-        selection = [s for s in selection.split(",") if s]
-    if not isinstance(selection, list):
-        raise ActionError("selection must be a list of ids")
-    ids = tuple(str(s.get("id") if isinstance(s, Mapping) else s) for s in selection)
-    entity_type = str(body.get("entity_type") or body.get("type") or "")
-    if not entity_type:
-        raise ActionError("entity_type is missing")
-    values = body.get("values")
+# The fields Kitsu's web client posts (cgwire/kitsu, src/components/tops/ActionPanel.vue): a custom
+# action registered with is_ajax false is a hidden HTML form posted form-encoded into a new tab; with
+# is_ajax true the same facts are posted as JSON (superagent, with credentials) under other names, and
+# the answer is not shown to the user. (form name, JSON name, what it holds)
+KITSU_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("personid", "userid", "the invoking person's id"),
+    ("personemail", "useremail", "the person's email"),
+    ("projectid", "productionid", "the current production's id"),
+    ("currentpath", "originurl", "the web client's route, /productions/<id>/shots for example"),
+    ("currentserver", "originserver", "the web client's host (window.location.host)"),
+    ("selection", "selection", "the selected task ids: comma-separated in the form, a list in JSON"),
+    ("entitytype", "entitytype", "the page's kind of entity: asset, shot, sequence, edit or episode"),
+)
+
+
+def _kitsu_ids(raw: Any) -> tuple[str, ...]:
+    parts = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(parts, list | tuple):
+        raise ActionError(f"selection must be task ids, got {raw!r}")
+    ids = []
+    for part in parts:
+        if not isinstance(part, str):
+            raise ActionError(f"selection must be task ids, got {part!r}")
+        if not part.strip():
+            continue
+        try:
+            uuid.UUID(part.strip())
+        except ValueError:
+            raise ActionError(f"selection must be Kitsu task ids (UUIDs), got {part.strip()!r}") from None
+        ids.append(part.strip())
+    return tuple(ids)
+
+
+def from_kitsu(identifier: str, body: Mapping[str, Any] | Iterable[tuple[str, str]]) -> Invocation:
+    """Read a Kitsu custom-action post: the form fields (a mapping or ``(name, value)`` pairs) or the JSON object.
+
+    The selection is always **tasks** (Kitsu offers custom actions on selected tasks), so the
+    invocation's ``entity_type`` is ``Task``; the page's kind of entity (``shot``, ``asset``, ...) is
+    kept in the payload as ``entitytype``. Values of our own form, posted back, are the fields named
+    ``value.<name>`` (or a JSON object ``values``).
+    """
+    if isinstance(body, Mapping):
+        fields: dict[str, Any] = dict(body)
+    else:
+        fields = {}
+        for key, value in body:
+            fields[key] = value
+    if not fields:
+        raise ActionError("the post is empty: Kitsu sends personid, selection and entitytype")
+    values: dict[str, Any] = {
+        k[len(_SG_VALUE_PREFIX) :]: v for k, v in fields.items() if k.startswith(_SG_VALUE_PREFIX)
+    }
+    payload = {
+        k: v for k, v in fields.items() if not k.startswith(_SG_VALUE_PREFIX) and k not in ("submitted", "values")
+    }
+
+    def pick(form_name: str, json_name: str) -> Any:
+        value = fields.get(form_name)
+        return fields.get(json_name) if value is None else value
+
+    person, email, project = (
+        pick("personid", "userid"),
+        pick("personemail", "useremail"),
+        pick("projectid", "productionid"),
+    )
+    if not person and not email:
+        raise ActionError("personid (userid) and personemail (useremail) are missing: who invoked the action?")
+    if "selection" not in fields:
+        raise ActionError("selection is missing")
+    if not str(fields.get("entitytype") or "").strip():
+        raise ActionError("entitytype is missing")
+    for name, value in (("personid", person), ("personemail", email), ("projectid", project)):
+        if value is not None and not isinstance(value, str):
+            raise ActionError(f"{name} must be text, got {value!r}")
+    submitted = fields.get("values")
+    if submitted is not None and not isinstance(submitted, Mapping):
+        raise ActionError("values must be an object")
+    if isinstance(submitted, Mapping):
+        values.update(submitted)
+    form_sent = bool(values) or fields.get("submitted") in ("1", 1, True)
     return Invocation(
         "kitsu",
         identifier,
-        entity_type,
-        ids,
-        body.get("user_id") or body.get("person_id"),
-        body.get("user_email"),
-        body.get("project_id") or body.get("production_id"),
-        dict(values) if isinstance(values, Mapping) else None,
-        dict(body),
+        "Task",
+        _kitsu_ids(fields["selection"]),
+        person or None,
+        email or None,
+        project or None,
+        values if form_sent else None,
+        payload,
     )
 
 

@@ -2,11 +2,15 @@
 
 - ``POST /actions/shotgrid/{identifier}``: the action menu item's URL. ShotGrid posts the selection
   form-encoded; with *light payload* it posts only ``event_log_entry_id``, and the payload is read back
-  from that ``EventLogEntry`` (its ``meta``) through shotgun-api3. An action with a form answers with
+  through shotgun-api3 from that ``EventLogEntry``'s ``meta["ami_payload"]`` (the key ShotGrid's
+  developer guide names; the name of the posted field is not documented). An action with a form answers with
   an HTML form that posts back here (the original fields hidden, inputs named ``value.<name>``); then,
   or at once without a form, it runs and answers with an HTML result page.
-- ``POST /actions/kitsu/{identifier}``: Kitsu's custom action (JSON); answers ``{"success", "message"}``
-  or ``{"form": [...]}``.
+- ``POST /actions/kitsu/{identifier}``: Kitsu's custom action. Kitsu's web client posts its hidden form
+  (``personid``, ``personemail``, ``projectid``, ``currentpath``, ``currentserver``, ``selection`` of
+  task ids, ``entitytype``) into a new tab, answered like ShotGrid's (an HTML form or result page); or,
+  for an action registered ``is_ajax``, JSON (``userid``, ``useremail``, ``productionid``, ``originurl``,
+  ``originserver``, ``selection``, ``entitytype``), answered ``{"success", "message"}`` or ``{"form"}``.
 
 A post that cannot be understood is answered 400 with the reason, never 500. Every run is recorded in
 the log as a ``trackwire.action.invoked`` event (who, what, selection, values, result).
@@ -55,7 +59,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
-def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]], ticket: str | None) -> HTMLResponse:
+def _form_page(act: Action, post_to: str, fields: list[tuple[str, str]], ticket: str | None) -> HTMLResponse:
     hidden = "".join(
         f"<input type='hidden' name='{html.escape(k)}' value='{html.escape(v)}'>"
         for k, v in fields
@@ -84,7 +88,7 @@ def _form_page(act: Action, identifier: str, fields: list[tuple[str, str]], tick
         inputs.append(f"<p><label for='{name}'>{label}</label> {control}</p>")
     body = (
         f"<p>{html.escape(act.description)}</p>"
-        f"<form method='post' action='/actions/shotgrid/{html.escape(identifier)}'>{hidden}"
+        f"<form method='post' action='{html.escape(post_to)}'>{hidden}"
         f"<input type='hidden' name='submitted' value='1'>{''.join(inputs)}"
         f"<p><button type='submit'>Run</button></p></form>"
     )
@@ -185,7 +189,7 @@ def actions_router(
             if not act.applies_to(invocation.entity_type, len(invocation.selected)):
                 raise ActionError(f"{act.label} does not apply to {invocation.entity_type} with this selection")
             if act.needs_form(invocation):
-                return _form_page(act, identifier, fields, gate.ticket("shotgrid", identifier))
+                return _form_page(act, f"/actions/shotgrid/{identifier}", fields, gate.ticket("shotgrid", identifier))
             job = await run(act, invocation)
         except ActionError as exc:
             return _page("Cannot run this action", f"<p class='error'>{html.escape(str(exc))}</p>", 400)
@@ -197,32 +201,71 @@ def actions_router(
         return _page(act.label, f"<p class='result {state}'>{html.escape(job.result['message'] or state)}</p>")
 
     @router.post("/actions/kitsu/{identifier}", response_model=None, tags=["actions"])
-    async def kitsu_action(identifier: str, request: Request) -> JSONResponse:
-        refusal = gate.check("kitsu", request)
+    async def kitsu_action(identifier: str, request: Request) -> Response:
+        """Kitsu's custom action: its web client's hidden form (is_ajax false: answered with an HTML
+        page in the new tab it opens, or our form that posts back here) or its JSON post (is_ajax true:
+        answered with JSON, which Kitsu does not show)."""
+        as_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
+        fields: list[tuple[str, str]] | None = None
+        if not as_json:
+            try:
+                form = await request.form()
+                fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+            except Exception:  # not a form: answered 400 once the caller is known
+                fields = None
+        ticket = next((v for k, v in fields or () if k == TICKET_FIELD), None)
+        refusal = gate.check("kitsu", request, ticket, identifier)
         if refusal is not None:
-            return JSONResponse({"error": refusal.message}, refusal.status)
+            if as_json:
+                return JSONResponse({"error": refusal.message}, refusal.status)
+            return _page("Not allowed", f"<p class='error'>{html.escape(refusal.message)}</p>", refusal.status)
         act = registry().get(identifier)
         if act is None:
-            return JSONResponse({"error": f"no action {identifier}"}, 404)
+            if as_json:
+                return JSONResponse({"error": f"no action {identifier}"}, 404)
+            return _page("Unknown action", f"<p>No action {html.escape(identifier)!s} here.</p>", 404)
         try:
-            try:
-                body = await request.json()
-            except ValueError:
-                raise ActionError("the body is not JSON") from None
-            invocation = from_kitsu(identifier, body)
+            if as_json:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise ActionError("the body is not JSON") from None
+                if not isinstance(body, Mapping):
+                    raise ActionError("the body must be a JSON object")
+                invocation = from_kitsu(identifier, body)
+            else:
+                if fields is None:
+                    raise ActionError("the body is neither a form nor JSON")
+                fields = [(k, v) for k, v in fields if k != TICKET_FIELD]
+                invocation = from_kitsu(identifier, fields)
+            if not act.applies_to(invocation.entity_type, len(invocation.selected)):
+                raise ActionError(f"{act.label} does not apply to {len(invocation.selected)} selected task(s)")
             if act.needs_form(invocation):
-                form = [{"name": f.name, "label": f.label, "type": f.type, "value": f.value} for f in act.form or ()]
-                return JSONResponse({"form": form})
+                if not as_json:
+                    return _form_page(
+                        act, f"/actions/kitsu/{identifier}", fields or [], gate.ticket("kitsu", identifier)
+                    )
+                items = [{"name": f.name, "label": f.label, "type": f.type, "value": f.value} for f in act.form or ()]
+                return JSONResponse({"form": items})
             job = await run(act, invocation)
         except ActionError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
+            if as_json:
+                return JSONResponse({"error": str(exc)}, 400)
+            return _page("Cannot run this action", f"<p class='error'>{html.escape(str(exc))}</p>", 400)
         if job.background:
+            if not as_json:  # the job's page shows its progress in the tab Kitsu opened
+                return RedirectResponse(job_url(job), status_code=303)
             url = str(request.base_url).rstrip("/") + job_url(job)
             message = f"{act.label} started; follow it at {url}"
             return JSONResponse({"success": True, "message": message, "job": job_json(job, request)}, 202)
+        if as_json:
+            if job.result is None:
+                return JSONResponse({"success": False, "message": job.error}, 500)
+            return JSONResponse({"success": job.result["success"], "message": job.result["message"]})
         if job.result is None:
-            return JSONResponse({"success": False, "message": job.error}, 500)
-        return JSONResponse({"success": job.result["success"], "message": job.result["message"]})
+            return _page(act.label, f"<p class='error'>The action failed: {html.escape(job.error or '')}</p>", 500)
+        state = "succeeded" if job.result["success"] else "failed"
+        return _page(act.label, f"<p class='result {state}'>{html.escape(job.result['message'] or state)}</p>")
 
     return router
 
@@ -236,8 +279,10 @@ def _light_payload(read: ShotgridReader, entry_id: str) -> list[tuple[str, str]]
     entry = read(number)
     if not entry:
         raise ActionError(f"EventLogEntry {number} does not exist")
-    meta = entry.get("meta") or {}
-    payload = meta.get("ami_payload", meta) if isinstance(meta, Mapping) else {}
+    meta = entry.get("meta")
+    payload = meta.get("ami_payload") if isinstance(meta, Mapping) else None
+    if not isinstance(payload, Mapping):
+        raise ActionError(f"EventLogEntry {number} has no meta.ami_payload: it is not an action menu item's payload")
     fields: list[tuple[str, str]] = []
     for key, value in payload.items():
         for item in value if isinstance(value, list) else [value]:
