@@ -240,6 +240,9 @@ class HostedActionsSettings(_Section):
         None, description="secret that ShotGrid action menu item URLs carry as ?token="
     )
     kitsu_token: SecretStr | None = Field(None, description="secret that Kitsu custom action URLs carry as ?token=")
+    kitsu_origins: tuple[str, ...] = Field(
+        (), description="origins of Kitsu's web client allowed to post is_ajax custom actions (CORS)"
+    )
     allow_without_token: bool = Field(
         False, description="serve a tracker's actions with no token set (only on a trusted network)"
     )

@@ -214,3 +214,30 @@ def test_a_kitsu_custom_action_runs_from_its_json_post_and_malformed_ones_get_40
     assert bad[3].headers["content-type"].startswith("text/html")
     (recorded,) = _invocations(store)
     assert recorded["tracker"] == "kitsu" and recorded["user"]["login"] == "jane@locovfx.com"
+
+
+def test_the_apps_kitsu_preflight_is_answered_for_kitsu_origins_only() -> None:
+    """The dashboard app answers the CORS preflight of an is_ajax custom action for ``kitsu_origins`` only."""
+    from trackwire.config import WebSettings
+    from trackwire.web.app import build_app
+
+    kitsu = "https://kitsu.locovfx.com"
+    settings = HostedActionsSettings(kitsu_token=KITSU_TOKEN, kitsu_origins=(kitsu,))  # type: ignore[arg-type]
+    backend = Backend.for_store(MemoryStore())
+    app = build_app(backend, WebSettings(), actions=load_actions(EXAMPLES), action_settings=settings)
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+
+    async def send(method: str, headers: dict[str, str], **kwargs: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tw") as client:
+            url = "/actions/kitsu/loco.clear-job-queue"
+            return await client.request(method, url, params={"token": KITSU_TOKEN}, headers=headers, **kwargs)
+
+    allowed = asyncio.run(send("OPTIONS", {"origin": kitsu} | preflight))
+    other = asyncio.run(send("OPTIONS", {"origin": "https://evil.example.com"} | preflight))
+    posted = asyncio.run(send("POST", {"origin": kitsu}, json=KITSU_JSON))
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == kitsu
+    assert allowed.headers["access-control-allow-credentials"] == "true"
+    assert other.status_code == 403 and "access-control-allow-origin" not in other.headers
+    assert posted.status_code == 200 and posted.headers["access-control-allow-origin"] == kitsu

@@ -279,3 +279,57 @@ def test_a_user_submits_kitsus_custom_action_form_in_chromium_and_fills_our_form
             browser.close()
     (recorded,) = app.invocations()
     assert recorded["selected"] == [task["id"]] and recorded["user"]["id"] == production.person["id"]
+
+
+# What superagent does for `.post(url).withCredentials().send(data)` in a browser: an XMLHttpRequest
+# with credentials and a JSON body (so the browser sends a CORS preflight first).
+KITSU_PAGE = """<!doctype html><html><body><script>
+window.postCustomAction = (url, data) => new Promise(resolve => {
+  const xhr = new XMLHttpRequest()
+  xhr.open('POST', url)
+  xhr.withCredentials = true
+  xhr.setRequestHeader('Content-Type', 'application/json')
+  xhr.onload = () => resolve({status: xhr.status, body: xhr.responseText})
+  xhr.onerror = () => resolve({status: 0, body: 'blocked by the browser'})
+  xhr.send(JSON.stringify(data))
+})
+</script></body></html>"""
+
+
+def test_an_ajax_custom_action_posted_from_kitsus_origin_passes_the_browsers_cors_check_in_chromium(
+    production: Production,
+) -> None:
+    if not CHROMIUM.exists():
+        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    from fastapi.responses import HTMLResponse
+
+    from trackwire.web.kitsu_cors import KitsuActionCors
+
+    kitsu_page = FastAPI()  # stands in for Kitsu's web client: another origin than Trackwire's
+    kitsu_page.state.backend = Backend.for_store(MemoryStore())
+    kitsu_page.get("/")(lambda: HTMLResponse(KITSU_PAGE))
+    allowed: list[str] = []
+    app = Served(production)
+    app.app.add_middleware(KitsuActionCors, origins=lambda: allowed)
+    with serve_app(kitsu_page) as page_server, serve_app(app.app) as trackwire:
+        action = register(production, f"{trackwire.url}/actions/kitsu/tw.describe-tasks?token={TOKEN}", is_ajax=True)
+        data = kitsu_json(production, production.tasks)
+        with playwright_sync.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            )
+            try:
+                page = browser.new_context().new_page()
+                page.goto(page_server.url + "/")
+                refused = page.evaluate("([url, data]) => postCustomAction(url, data)", [action["url"], data])
+                assert app.invocations() == []  # the preflight was refused: the POST was never sent
+                allowed.append(page_server.url)
+                answer = page.evaluate("([url, data]) => postCustomAction(url, data)", [action["url"], data])
+            finally:
+                browser.close()
+    assert refused == {"status": 0, "body": "blocked by the browser"}
+    assert answer["status"] == 200, answer
+    assert answer["body"] == '{"success":true,"message":"tasks: SH010 Animation, SH020 Animation"}'
+    (recorded,) = app.invocations()
+    assert recorded["selected"] == [t["id"] for t in production.tasks]

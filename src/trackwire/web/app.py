@@ -29,6 +29,7 @@ from trackwire.web.auth import COOKIE, Auth, NeedLogin
 from trackwire.web.backend import Backend
 from trackwire.web.hooks import hooks_router
 from trackwire.web.invocations import invocations_router
+from trackwire.web.kitsu_cors import KitsuActionCors
 from trackwire.web.metrics import Metrics
 from trackwire.web.pages import pages_router, templates
 from trackwire.web.shotgrid_hooks import shotgrid_router
@@ -101,6 +102,11 @@ def build_app(
     except Exception:  # the store may open later; counting then starts at the first scrape
         pass
     app.add_middleware(SecurityHeaders)
+    if action_settings is not None:
+        kitsu_origins = action_settings.kitsu_origins
+    else:
+        kitsu_origins = backend.daemon.settings.hosted_actions.kitsu_origins if backend.daemon is not None else ()
+    app.add_middleware(KitsuActionCors, origins=lambda: kitsu_origins)  # is_ajax custom actions from Kitsu's page
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     page_templates = templates()
 
