@@ -185,7 +185,7 @@ def test_a_background_handler_that_raises_fails_its_job_with_the_error() -> None
 
 def test_odd_job_urls_and_keys_are_answered_401_or_404_never_500(steps: Steps) -> None:
     app = App(_long(steps))
-    body = {"entity_type": "Task", "selection": ["t1"], "user_email": "jane@locovfx.com"}
+    body = KITSU_BODY
     reply = app.request("POST", "/actions/kitsu/loco.review-sync", params={"token": KITSU_TOKEN}, json=body).json()
     job_id = reply["job"]["id"]
     cases = [
