@@ -136,6 +136,7 @@ def burst(n: int = 1000) -> None:
         (root / "noop.py").write_text("def noop(context):\n    return None\n")
         automation_files(root / "automations", root / "noop.py")
         starts: dict[int, float] = {}
+        cpu = [0.0]
 
         async def main() -> tuple[float, float]:
             settings = load_settings(
@@ -168,6 +169,7 @@ def burst(n: int = 1000) -> None:
                 )
                 for i in range(n)
             ]
+            cpu[0] = time.process_time()
             appended = time.perf_counter()
             await asyncio.to_thread(store.append, batch)
             daemon.notify_appended()
@@ -175,6 +177,7 @@ def burst(n: int = 1000) -> None:
             while len(starts) < n and time.perf_counter() < deadline:
                 await asyncio.sleep(0.005)
             drained = time.perf_counter() - appended
+            cpu[0] = time.process_time() - cpu[0]
             daemon.request_stop()
             await runner
             return appended, drained
@@ -189,7 +192,7 @@ def burst(n: int = 1000) -> None:
         print(
             f"burst: {n} events into a daemon with 100 automations: {len(latencies)} actions started, "
             f"drained in {drained:.2f} s; event->action start p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {latencies[-1] * 1000:.0f} ms"
+            f"max {latencies[-1] * 1000:.0f} ms; {cpu[0]:.2f} s of CPU"
         )
 
 

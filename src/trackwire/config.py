@@ -186,6 +186,9 @@ class AutomationSettings(_Section):
     sweep_interval: float = Field(1.0, gt=0, description="seconds between proactive window checks")
     max_depth: int = Field(8, ge=1, description="recursion guard: events this many firings deep are not evaluated")
     follow_bound: float = Field(900.0, ge=0, description="seconds an event waits for the event it follows")
+    checkpoint_interval: float = Field(
+        10.0, gt=0, description="seconds between writes of the whole trigger state (a restart replays the rest)"
+    )
     action_timeout: float = Field(30.0, gt=0, description="default timeout of one action attempt")
     action_attempts: int = Field(3, ge=1, description="default attempts of an action before it is recorded failed")
     action_backoff: float = Field(1.0, ge=0, description="first retry of an action waits this long (doubling)")

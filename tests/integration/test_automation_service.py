@@ -9,6 +9,7 @@ from typing import Any
 
 from pytest_httpserver import HTTPServer
 
+from trackwire.automations.replay import durable_evaluator
 from trackwire.automations.service import AutomationService
 from trackwire.config import load_settings
 from trackwire.core.event import Event, Ref
@@ -101,8 +102,12 @@ def test_a_threshold_automation_fires_per_shot_and_its_webhook_runs(tmp_path: Pa
         assert sorted(f.events for f in firings) == [(1, 3, 5), (2, 4, 6)]
         bodies = sorted(r.get_json()["shot"] for r, _ in httpserver.log)
         assert bodies == ["0", "1"]
-        half = service.state.state_of("notes-burst")
-        assert [(p, k, len(s["times"])) for p, k, s in half] == [("t", "0", 1)]
+        # the half-full bucket is durable: the checkpoint plus the journal replayed hold it
+        durable, _ = durable_evaluator(
+            service.state, service.evaluator.automations, lambda ids: [r.event for r in store.get_records(ids)]
+        )
+        half = [(k[1], k[2], len(v["times"])) for k, v in durable.state.items() if k[0] == "notes-burst"]
+        assert half == [("t", "0", 1)]
 
     with_daemon(tmp_path, scenario)
     state = SqliteAutomationState(tmp_path / "tw.db")

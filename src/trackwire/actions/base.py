@@ -43,6 +43,7 @@ class ActionContext:
     settings: AutomationSettings = field(default_factory=AutomationSettings)
     emit: Emit | None = None
     depth: int = 0
+    functions: dict[str, Any] = field(default_factory=dict)  # loaded plugin functions, owned by the executor
 
     def template_vars(self) -> dict[str, Any]:
         events = [event_json(e) for e in self.events]

@@ -50,8 +50,20 @@ def resolve(target: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
+def _cached(target: str, cache: dict[str, Any]) -> Callable[..., Any]:
+    """``resolve`` once per target (a file is loaded again when it changes)."""
+    where = target.rpartition(":")[0]
+    stamp = Path(where).stat().st_mtime_ns if where.endswith(".py") and Path(where).exists() else None
+    found = cache.get(target)
+    if found is not None and found[0] == stamp:
+        return found[1]  # type: ignore[no-any-return]
+    fn = resolve(target)
+    cache[target] = (stamp, fn)
+    return fn
+
+
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    fn = resolve(str(params["function"]))
+    fn = _cached(str(params["function"]), ctx.functions)
     variables = ctx.template_vars()
     args = render(params.get("args", {}), variables)
     try:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,8 +45,13 @@ class ActionExecutor:
     _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _active: set[str] = field(default_factory=set, init=False)
+    _known: dict[str, FiringRecord] = field(default_factory=dict, init=False)
+    _functions: dict[str, Any] = field(default_factory=dict, init=False)
 
-    def submit(self, firing_ids: Sequence[str]) -> None:
+    def submit(self, firing_ids: Sequence[str], records: Mapping[str, FiringRecord] | None = None) -> None:
+        """Run the actions of these firings; ``records``: the ones just recorded, so they need no read back."""
+        if records:
+            self._known.update(records)
         for firing_id in firing_ids:
             self._queue.put_nowait(firing_id)
 
@@ -60,6 +65,7 @@ class ActionExecutor:
             while not stop.is_set():
                 firing_id = await self._queue.get()
                 if firing_id in self._active:
+                    self._known.pop(firing_id, None)
                     continue
                 await limit.acquire()
                 self._active.add(firing_id)
@@ -83,7 +89,9 @@ class ActionExecutor:
             limit.release()
 
     async def execute(self, firing_id: str) -> FiringRecord | None:
-        record = await asyncio.to_thread(self.state.get_firing, firing_id)
+        record = self._known.pop(firing_id, None)
+        if record is None:
+            record = await asyncio.to_thread(self.state.get_firing, firing_id)
         if record is None or record.status != "pending":
             return record
         automation = self.automations().get(record.automation)
@@ -108,6 +116,7 @@ class ActionExecutor:
                 settings=self.settings,
                 emit=self.emit,
                 depth=depth,
+                functions=self._functions,
             )
             if self.on_start is not None:
                 self.on_start(record, index)
@@ -117,7 +126,7 @@ class ActionExecutor:
                 await asyncio.to_thread(self.state.set_outcomes, firing_id, "pending", outcomes)
         status = "failed" if any(o.get("status") == "failed" for o in outcomes) else "succeeded"
         await asyncio.to_thread(self.state.set_outcomes, firing_id, status, outcomes)
-        return await asyncio.to_thread(self.state.get_firing, firing_id)
+        return replace(record, status=status, outcomes=outcomes)
 
     async def _attempts(self, index: int, spec: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
         kind = str(spec["type"])

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from trackwire.core.event import dumps, loads
 from trackwire.core.triggers import Firing, StateKey
 
-__all__ = ["AutomationState", "FiringRecord", "MemoryAutomationState", "StateBatch"]
+__all__ = ["AutomationState", "FiringRecord", "JournalEntry", "MemoryAutomationState", "StateBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +52,23 @@ class FiringRecord:
         }
 
 
+JournalEntry = tuple[int | None, float, int]
+"""One evaluation step, in order: ``(event id, now, low water)`` for an event, ``(None, now, 0)`` for a sweep."""
+
+
 @dataclass(frozen=True, slots=True)
 class StateBatch:
-    """One durable write: changed state entries (JSON text), removed ones, new firings, evaluated events."""
+    """One durable write: new firings, evaluated events and the journal of evaluation steps since the last
+    checkpoint; a checkpoint batch also carries the changed state entries (JSON text) and removed ones, and
+    empties the journal (the entries it writes already contain every journaled step's effect)."""
 
     upserts: tuple[tuple[StateKey, str], ...] = ()
     deletes: tuple[StateKey, ...] = ()
     firings: tuple[Firing, ...] = ()
     applied: tuple[int, ...] = ()
     prune_applied_upto: int | None = None
+    journal: tuple[JournalEntry, ...] = ()
+    checkpoint: bool = False
 
 
 class AutomationState(Protocol):
@@ -69,6 +77,9 @@ class AutomationState(Protocol):
     def state_of(self, automation: str) -> list[tuple[str, str, dict[str, Any]]]: ...
 
     def applied(self, after: int) -> set[int]: ...
+
+    def journal(self) -> list[JournalEntry]:
+        """The evaluation steps since the last checkpoint, in order (replayed over ``load_state`` at start)."""
 
     def commit(self, batch: StateBatch) -> list[str]:
         """Apply the batch atomically; return the ids of firings not recorded before."""
@@ -93,6 +104,7 @@ class MemoryAutomationState:
     state: dict[StateKey, str] = field(default_factory=dict)
     records: dict[str, FiringRecord] = field(default_factory=dict)
     applied_ids: set[int] = field(default_factory=set)
+    steps: list[JournalEntry] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load_state(self) -> dict[StateKey, dict[str, Any]]:
@@ -104,10 +116,17 @@ class MemoryAutomationState:
     def applied(self, after: int) -> set[int]:
         return {i for i in self.applied_ids if i > after}
 
+    def journal(self) -> list[JournalEntry]:
+        return list(self.steps)
+
     def commit(self, batch: StateBatch) -> list[str]:
         stamp = datetime.now(UTC).isoformat()
         new: list[str] = []
         with self._lock:
+            if batch.checkpoint:
+                self.steps.clear()
+            else:
+                self.steps.extend(batch.journal)
             for key, value in batch.upserts:
                 self.state[key] = value
             for key in batch.deletes:

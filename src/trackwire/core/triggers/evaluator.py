@@ -28,6 +28,7 @@ from trackwire.core.triggers.model import (
     Trigger,
     bucket_key,
 )
+from trackwire.core.triggers.predicates import related_why_not
 
 __all__ = ["Evaluator", "Firing", "StateKey", "event_depth", "event_origin"]
 
@@ -73,6 +74,9 @@ class _Leaf:
     path: str
     trigger: EventTrigger
     parents: tuple[tuple[str, CompoundTrigger | SequenceTrigger, int], ...]
+    name: str = ""
+    filtered: bool = False  # has match / match_related / where conditions beyond the event type
+    instant: bool = False  # reactive, threshold 1, no ``after``: fires on every match, keeps no state
 
     def type_patterns(self) -> tuple[str, ...] | None:
         return self.trigger.type_patterns()
@@ -105,6 +109,7 @@ class Evaluator:
     _by_type: dict[str, list[tuple[_Leaf, bool, bool]]] = field(default_factory=dict, init=False)
     _proactive: set[StateKey] = field(default_factory=set, init=False)
     _next_due: float = field(default=float("-inf"), init=False)
+    version: int = field(default=0, init=False)  # counts entries put or dropped (a sweep that changed state)
 
     def __post_init__(self) -> None:
         self.reload(self.automations)
@@ -139,7 +144,9 @@ class Evaluator:
         parents: tuple[tuple[str, CompoundTrigger | SequenceTrigger, int], ...],
     ) -> None:
         if isinstance(trigger, EventTrigger):
-            self._leaves.append(_Leaf(automation, path, trigger, parents))
+            filtered = bool(trigger.match.items or trigger.match_related or trigger.where is not None)
+            instant = trigger.posture == "reactive" and trigger.threshold == 1 and not trigger.after
+            self._leaves.append(_Leaf(automation, path, trigger, parents, automation.name, filtered, instant))
             return
         for index, child in enumerate(trigger.triggers):
             self._collect(automation, child, f"{path}.{index}", ((path, trigger, index), *parents))
@@ -152,6 +159,7 @@ class Evaluator:
         value["v"] = self._digests.get(skey[0], "")
         self.state[skey] = value
         self.dirty.add(skey)
+        self.version += 1
         if value.get("p"):
             self._proactive.add(skey)
             for window in value["windows"]:
@@ -159,6 +167,7 @@ class Evaluator:
 
     def _drop(self, skey: StateKey) -> None:
         if self.state.pop(skey, None) is not None:
+            self.version += 1
             self.dirty.add(skey)
             self._proactive.discard(skey)
 
@@ -208,31 +217,51 @@ class Evaluator:
         return out
 
     def _evaluate(self, event: Event, now: float) -> list[Firing]:
+        interested = self._interested(event)
+        if not interested:
+            return []
         out: list[Firing] = []
         origin = event_origin(event)
+        trace = self.trace
+        t = event.occurred.timestamp()
+        ident = event.id or 0
         keys: dict[tuple[str, ...], str] = {}
-        for leaf, expected, opens in self._interested(event):
+        values: dict[str, Any] = {}  # paths resolved once per event, shared by every trigger
+        for leaf, expected, opens in interested:
             trigger = leaf.trigger
-            name = leaf.automation.name
+            name = leaf.name
             if origin == name and not leaf.automation.allow_self:
-                self._note(f"{name} {leaf.path}: event {event.id} came from this automation's own action")
+                if trace is not None:
+                    self._note(f"{name} {leaf.path}: event {event.id} came from this automation's own action")
                 continue
-            if self.trace is not None:
+            if trace is not None:
                 problem = trigger.why_not(event, now)
                 if problem is not None:
                     self._note(f"{name} {leaf.path}: event {event.id} does not match: {problem}")
                     continue
-            elif not trigger.matches(event, now):
-                continue
+            elif leaf.filtered:
+                if trigger.match.items and not trigger.match.matches_event(event):
+                    continue
+                if trigger.match_related and related_why_not(trigger.match_related, event) is not None:
+                    continue
+                if trigger.where is not None and not trigger.where.holds(event, now, values):
+                    continue
             key = keys.get(trigger.for_each)
             if key is None:
                 key = keys[trigger.for_each] = bucket_key(trigger, event)
-            if trigger.posture == "reactive":
-                fired = self._reactive(leaf, key, event, expected, opens)
+            if leaf.instant:
+                if trace is not None:
+                    self._note(f"{name} {leaf.path} [{key}]: event {ident} fires (threshold 1)")
+                fired = [self._fire(leaf, key, (ident,), t, "threshold reached", (t, t), ident)]
+            elif trigger.posture == "reactive":
+                fired = self._reactive(leaf, key, t, ident, expected, opens)
             else:
-                fired = self._proactive_event(leaf, key, event, expected, opens, now)
+                fired = self._proactive_event(leaf, key, t, ident, expected, opens, now)
             for firing in fired:
-                out.extend(self._propagate(leaf, firing))
+                if leaf.parents or trace is not None:
+                    out.extend(self._propagate(leaf, firing))
+                else:
+                    out.append(firing)
         return out
 
     def _interested(self, event: Event) -> list[tuple[_Leaf, bool, bool]]:
@@ -250,42 +279,54 @@ class Evaluator:
             self._by_type[event.type] = found
         return found
 
-    def _reactive(self, leaf: _Leaf, key: str, event: Event, expected: bool, opens: bool) -> list[Firing]:
-        trig, name = leaf.trigger, leaf.automation.name
+    def _reactive(self, leaf: _Leaf, key: str, t: float, ident: int, expected: bool, opens: bool) -> list[Firing]:
+        trig, name = leaf.trigger, leaf.name
         skey = (name, leaf.path, key)
-        t = event.occurred.timestamp()
-        ident = event.id or 0
-        where = f"{name} {leaf.path} [{key}]"
+        trace = self.trace
+        where = f"{name} {leaf.path} [{key}]" if trace is not None else ""
         if trig.after:
             bucket = self.state.get(skey)
             if opens and (bucket is None or (bucket["end"] is not None and t >= bucket["end"])):
                 end = t + trig.within if trig.within else None
                 self._put(skey, {"start": t, "end": end, "times": [], "wm": t})
-                self._note(f"{where}: event {ident} opens a window until {end}")
+                if trace is not None:
+                    self._note(f"{where}: event {ident} opens a window until {end}")
                 return []
             if not expected:
                 return []
             if bucket is None:
-                self._note(f"{where}: event {ident} expected, but no {list(trig.after)} event opened a window")
+                if trace is not None:
+                    self._note(f"{where}: event {ident} expected, but no {list(trig.after)} event opened a window")
                 return []
             if t < bucket["start"] or (bucket["end"] is not None and t >= bucket["end"]):
-                self._note(f"{where}: event {ident} at {t} is outside the window [{bucket['start']}, {bucket['end']})")
+                if trace is not None:
+                    shown = f"[{bucket['start']}, {bucket['end']})"
+                    self._note(f"{where}: event {ident} at {t} is outside the window {shown}")
                 return []
             insort(bucket["times"], [t, ident])
             self.dirty.add(skey)
             if len(bucket["times"]) < trig.threshold:
-                self._note(f"{where}: event {ident} counted, {len(bucket['times'])} of {trig.threshold}")
+                if trace is not None:
+                    self._note(f"{where}: event {ident} counted, {len(bucket['times'])} of {trig.threshold}")
                 return []
             self._drop(skey)
             ids = tuple(i for _, i in bucket["times"])
             return [self._fire(leaf, key, ids, t, "threshold reached", (bucket["start"], bucket["end"] or t), ident)]
         if trig.threshold == 1:
-            self._note(f"{where}: event {ident} fires (threshold 1)")
+            if trace is not None:
+                self._note(f"{where}: event {ident} fires (threshold 1)")
             return [self._fire(leaf, key, (ident,), t, "threshold reached", (t, t), ident)]
-        bucket = self.state.get(skey) or {"times": [], "wm": t}
+        bucket = self.state.get(skey)
+        if bucket is None:  # the first event of a bucket cannot reach a threshold above 1
+            self._put(skey, {"times": [[t, ident]], "wm": t})
+            if trace is not None:
+                self._note(f"{where}: event {ident} counted, 1 of {trig.threshold} within {trig.within:g} s")
+            return []
         wm = max(bucket["wm"], t)
-        if t < wm - trig.within - self.lateness if trig.within else False:
-            self._note(f"{where}: event {ident} is later than the allowed lateness ({self.lateness:g} s); ignored")
+        within = trig.within
+        if within and t < wm - within - self.lateness:
+            if trace is not None:
+                self._note(f"{where}: event {ident} is later than the allowed lateness ({self.lateness:g} s); ignored")
             return []
         times: list[list[Any]] = bucket["times"]
         insort(times, [t, ident])
@@ -293,21 +334,21 @@ class Evaluator:
         fired: list[Firing] = []
         n = trig.threshold
         for i in range(max(0, len(times) - n + 1)):
-            if not trig.within or times[i + n - 1][0] - times[i][0] <= trig.within:
+            if not within or times[i + n - 1][0] - times[i][0] <= within:
                 chosen = times[i : i + n]
                 del times[i : i + n]
                 ids = tuple(x[1] for x in chosen)
                 span = (chosen[0][0], chosen[-1][0])
                 fired.append(self._fire(leaf, key, ids, chosen[-1][0], "threshold reached", span, ident))
                 break
-        if trig.within:
-            horizon = wm - trig.within - self.lateness
+        if within:
+            horizon = wm - within - self.lateness
             while times and times[0][0] < horizon:
                 times.pop(0)
-        if not fired:
-            self._note(f"{where}: event {ident} counted, {len(times)} of {n} within {trig.within:g} s")
+        if not fired and trace is not None:
+            self._note(f"{where}: event {ident} counted, {len(times)} of {n} within {within:g} s")
         if times:
-            self._put(skey, bucket)
+            self.dirty.add(skey)
         else:
             self._drop(skey)
         return fired
@@ -315,13 +356,12 @@ class Evaluator:
     # -- proactive windows -------------------------------------------------------------------------
 
     def _proactive_event(
-        self, leaf: _Leaf, key: str, event: Event, expected: bool, opens: bool, now: float
+        self, leaf: _Leaf, key: str, t: float, ident: int, expected: bool, opens: bool, now: float
     ) -> list[Firing]:
-        trig, name = leaf.trigger, leaf.automation.name
+        trig, name = leaf.trigger, leaf.name
         skey = (name, leaf.path, key)
-        t = event.occurred.timestamp()
-        ident = event.id or 0
-        where = f"{name} {leaf.path} [{key}]"
+        trace = self.trace
+        where = f"{name} {leaf.path} [{key}]" if trace is not None else ""
         chained = not trig.after and not trig.for_each
         if not trig.after and trig.for_each:
             opens = expected
@@ -340,16 +380,20 @@ class Evaluator:
                     counted_in = window
                     break
             if counted_in is None:
-                self._note(f"{where}: event {ident} at {t} is in no open window")
+                if trace is not None:
+                    self._note(f"{where}: event {ident} at {t} is in no open window")
             elif counted_in["n"] >= trig.threshold:
-                self._note(f"{where}: window [{counted_in['s']}, {counted_in['e']}) satisfied by event {ident}")
+                if trace is not None:
+                    self._note(f"{where}: window [{counted_in['s']}, {counted_in['e']}) satisfied by event {ident}")
                 if not chained:
                     windows.remove(counted_in)
             else:
-                self._note(f"{where}: event {ident} counted, {counted_in['n']} of {trig.threshold}")
+                if trace is not None:
+                    self._note(f"{where}: event {ident} counted, {counted_in['n']} of {trig.threshold}")
         if opens and not chained and not any(w["s"] <= t < w["e"] for w in windows):
             windows.append({"s": t, "e": t + trig.within, "n": 0, "ev": [], "by": ident})
-            self._note(f"{where}: event {ident} opens a window until {t + trig.within}")
+            if trace is not None:
+                self._note(f"{where}: event {ident} opens a window until {t + trig.within}")
         if windows:
             self._put(skey, {"windows": windows, "p": 1, "c": 1} if chained else {"windows": windows, "p": 1})
         else:

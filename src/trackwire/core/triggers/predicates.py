@@ -222,10 +222,17 @@ _ALIASES = {
 }
 
 
-class Predicate:
-    """A condition on an event at a time ``now`` (seconds since the epoch, for ``timediff_*``)."""
+_UNSET = object()
 
-    def holds(self, event: Event, now: float) -> bool:
+
+class Predicate:
+    """A condition on an event at a time ``now`` (seconds since the epoch, for ``timediff_*``).
+
+    ``values`` memoises resolved paths for one event, so many automations testing the same path of the same
+    event resolve it once (the evaluator passes one dict per event).
+    """
+
+    def holds(self, event: Event, now: float, values: dict[str, Any] | None = None) -> bool:
         raise NotImplementedError
 
     def why_not(self, event: Event, now: float) -> str | None:
@@ -238,8 +245,13 @@ class Compare(Predicate):
     op: str
     value: Any = None
 
-    def holds(self, event: Event, now: float) -> bool:
-        found = resolve(event, self.path)
+    def holds(self, event: Event, now: float, values: dict[str, Any] | None = None) -> bool:
+        if values is None:
+            found = resolve(event, self.path)
+        else:
+            found = values.get(self.path, _UNSET)
+            if found is _UNSET:
+                found = values[self.path] = resolve(event, self.path)
         if found is _MISSING:
             return self.op == "nexists"
         try:
@@ -256,8 +268,8 @@ class Compare(Predicate):
 class All(Predicate):
     parts: tuple[Predicate, ...]
 
-    def holds(self, event: Event, now: float) -> bool:
-        return all(p.holds(event, now) for p in self.parts)
+    def holds(self, event: Event, now: float, values: dict[str, Any] | None = None) -> bool:
+        return all(p.holds(event, now, values) for p in self.parts)
 
     def why_not(self, event: Event, now: float) -> str | None:
         for part in self.parts:
@@ -274,8 +286,8 @@ class All(Predicate):
 class Any_(Predicate):
     parts: tuple[Predicate, ...]
 
-    def holds(self, event: Event, now: float) -> bool:
-        return any(p.holds(event, now) for p in self.parts)
+    def holds(self, event: Event, now: float, values: dict[str, Any] | None = None) -> bool:
+        return any(p.holds(event, now, values) for p in self.parts)
 
     def __str__(self) -> str:
         return "(" + " or ".join(map(str, self.parts)) + ")"
@@ -285,8 +297,8 @@ class Any_(Predicate):
 class Not(Predicate):
     part: Predicate
 
-    def holds(self, event: Event, now: float) -> bool:
-        return not self.part.holds(event, now)
+    def holds(self, event: Event, now: float, values: dict[str, Any] | None = None) -> bool:
+        return not self.part.holds(event, now, values)
 
     def __str__(self) -> str:
         return f"not {self.part}"

@@ -42,3 +42,10 @@ INSERT_APPLIED = "INSERT INTO automation_applied (event_id) VALUES (?) ON CONFLI
 LOAD_APPLIED = "SELECT event_id FROM automation_applied WHERE event_id > ?"
 # Ids at or below the group's durable position are never delivered again.
 PRUNE_APPLIED = "DELETE FROM automation_applied WHERE event_id <= ?"
+
+# The journal: evaluation steps (events and sweeps, in order) since the last checkpoint of the state. The
+# state is the checkpointed entries plus these steps replayed; a checkpoint writes the entries and empties
+# the journal in one transaction, so each step's effect is counted exactly once.
+INSERT_STEP = "INSERT INTO automation_journal (event_id, at, low) VALUES (?, ?, ?)"
+LOAD_JOURNAL = "SELECT event_id, at, low FROM automation_journal ORDER BY seq"
+CLEAR_JOURNAL = "DELETE FROM automation_journal"

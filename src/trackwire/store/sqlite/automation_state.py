@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trackwire.automations.state import FiringRecord, StateBatch
+from trackwire.automations.state import FiringRecord, JournalEntry, StateBatch
 from trackwire.core.event import dumps, loads
 from trackwire.core.triggers import StateKey
 from trackwire.store.sqlite import automation_queries as q
@@ -35,15 +35,18 @@ class SqliteAutomationState:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._outcomes: list[tuple[str, str, str, str]] = []
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.execute("PRAGMA synchronous=FULL")
         migrate(self._conn)
         # A database migrated past 2 before this migration existed still gets its tables (all IF NOT EXISTS).
-        script = next(s for n, _, s in MIGRATIONS if n == 2)
-        for statement in script.split(";"):
-            if statement.strip():
-                self._conn.execute(statement)
+        for number in (2, 6):
+            script = next(s for n, _, s in MIGRATIONS if n == number)
+            for statement in script.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
 
     def close(self) -> None:
         with self._lock:
@@ -62,6 +65,11 @@ class SqliteAutomationState:
     def applied(self, after: int) -> set[int]:
         with self._lock:
             return {int(r[0]) for r in self._conn.execute(q.LOAD_APPLIED, (after,)).fetchall()}
+
+    def journal(self) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._conn.execute(q.LOAD_JOURNAL).fetchall()
+        return [(None if e is None else int(e), float(at), int(low)) for e, at, low in rows]
 
     def commit(self, batch: StateBatch) -> list[str]:
         """Write the batch in one transaction; return the ids of the firings that were new."""
@@ -83,6 +91,10 @@ class SqliteAutomationState:
                     )  # fmt: skip
                     if cur.rowcount:
                         new.append(f.id)
+                if batch.checkpoint:
+                    conn.execute(q.CLEAR_JOURNAL)
+                elif batch.journal:
+                    conn.executemany(q.INSERT_STEP, batch.journal)
                 if batch.applied:
                     conn.executemany(q.INSERT_APPLIED, [(i,) for i in batch.applied])
                 if batch.prune_applied_upto is not None:
@@ -118,6 +130,24 @@ class SqliteAutomationState:
         return out
 
     def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Record outcomes durably. Concurrent callers share one transaction: whoever holds the connection
+        writes every outcome queued so far, so a burst of finished actions costs a few syncs, not one each."""
         stamp = datetime.now(UTC).isoformat()
+        item = (status, dumps(list(outcomes)), stamp, firing_id)
+        with self._queue_lock:
+            self._outcomes.append(item)
         with self._lock:
-            self._conn.execute(q.SET_OUTCOMES, (status, dumps(list(outcomes)), stamp, firing_id))
+            with self._queue_lock:
+                if not any(i is item for i in self._outcomes):
+                    return  # written by an earlier caller's transaction
+                queued, self._outcomes = self._outcomes, []
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(q.SET_OUTCOMES, queued)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                with self._queue_lock:
+                    self._outcomes[:0] = [i for i in queued if i is not item]
+                raise

@@ -160,6 +160,18 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX IF NOT EXISTS action_jobs_by_state ON action_jobs (state, seq)
         """,
     ),
+    (
+        6,
+        "automations: the journal of evaluation steps since the last state checkpoint",
+        """
+        CREATE TABLE IF NOT EXISTS automation_journal (
+            seq      INTEGER PRIMARY KEY,
+            event_id INTEGER,
+            at       REAL NOT NULL,
+            low      INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+    ),
 )
 
 LATEST = max(number for number, _, _ in MIGRATIONS)
