@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import select
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,3 +268,96 @@ def test_actions_run_in_order_and_a_resumed_firing_skips_finished_actions(httpse
     )
     assert [o["status"] for o in record.outcomes] == ["succeeded", "succeeded"]
     assert [r.path for r, _ in httpserver.log] == ["/a", "/b"]
+
+
+def _gone(pid: int) -> bool:
+    """The process no longer runs (it is reaped, or a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_timed_out_shell_action_leaves_no_process_behind(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    # the command starts a grandchild and both hang: the timeout must kill the whole process group
+    script = (
+        "import subprocess, sys, time, os\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "time.sleep(60)\n"
+    )
+    record = run_actions([{"type": "shell", "command": [sys.executable, "-c", script], "timeout": 2, "attempts": 1}])
+    assert record.status == "failed" and "timed out after 2 s" in record.outcomes[0]["error"]
+    parent, grandchild = (int(p) for p in pids.read_text().split())
+    assert _wait_gone(parent), f"the command {parent} still runs"
+    assert _wait_gone(grandchild), f"the process {grandchild} it started still runs"
+
+
+def test_an_isolated_plugin_function_that_hangs_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(
+        "import os, pathlib, time\n"
+        "def hang(context, marker):\n"
+        "    pathlib.Path(marker).write_text(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "def quick(context, who):\n"
+        "    return who + ':' + str(context['count'])\n"
+    )
+    marker = tmp_path / "pid"
+    record = run_actions(
+        [{"type": "plugin", "function": f"{plugin}:hang", "args": {"marker": str(marker)}, "isolate": True,
+          "timeout": 3, "attempts": 1}]
+    )  # fmt: skip
+    assert record.status == "failed" and "timed out after 3 s" in record.outcomes[0]["error"]
+    assert _wait_gone(int(marker.read_text())), "the plugin function's process still runs"
+    ok = run_actions([{"type": "plugin", "function": f"{plugin}:quick", "args": {"who": "x"}, "isolate": True}])
+    assert ok.status == "succeeded", ok.outcomes
+    assert ok.outcomes[0]["detail"].endswith("returned 'x:1'")
+
+
+def test_an_smtp_server_that_never_answers_is_disconnected_at_the_timeout() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    closed = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        accepted.append(conn)
+        # a greeting trickled a byte at a time: no single read waits long enough for the socket timeout
+        with contextlib.suppress(OSError):
+            conn.sendall(b"220 ")
+            for _ in range(200):
+                time.sleep(0.2)
+                conn.sendall(b"x")
+                if not select.select([conn], [], [], 0)[0]:
+                    continue
+                if not conn.recv(1024):
+                    break
+        closed.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    settings = AutomationSettings(smtp_host="127.0.0.1", smtp_port=port, action_timeout=30)
+    started = time.monotonic()
+    record = run_actions(
+        [{"type": "email", "to": "a@b.c", "subject": "s", "body": "b", "timeout": 1, "attempts": 1}], settings
+    )
+    assert record.status == "failed" and "timed out after 1 s" in record.outcomes[0]["error"]
+    # the client's connection is shut at the timeout (the trickle would have kept it for 40 s)
+    assert closed.wait(10), "the SMTP connection stayed open after the timeout"
+    assert time.monotonic() - started < 15
+    server.close()
+    for conn in accepted:
+        conn.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
+import socket
 from email.message import EmailMessage
 from typing import Any
 
@@ -37,8 +39,12 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
     host = str(params.get("host", settings.smtp_host))
     port = int(params.get("port", settings.smtp_port))
 
+    connections: list[smtplib.SMTP] = []
+
     def send() -> None:
-        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+        with smtplib.SMTP(timeout=timeout) as smtp:
+            connections.append(smtp)
+            smtp.connect(host, port)
             if settings.smtp_starttls:
                 smtp.starttls()
             if settings.smtp_user and settings.smtp_password:
@@ -47,6 +53,13 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
 
     try:
         await asyncio.to_thread(send)
+    except asyncio.CancelledError:
+        # The executor's timeout: shut the connection down, so the thread blocked on it returns now.
+        for smtp in connections:
+            if smtp.sock is not None:
+                with contextlib.suppress(OSError):
+                    smtp.sock.shutdown(socket.SHUT_RDWR)
+        raise
     except smtplib.SMTPResponseException as exc:
         raise ActionError(
             f"SMTP {host}:{port}: {exc.smtp_code} {exc.smtp_error!r}",

@@ -1,8 +1,10 @@
 """Call a Python function (``package.module:function`` or ``path/to/file.py:function``) with the firing.
 
 The function gets ``context`` (the template variables) and the rendered ``args`` as keyword arguments;
-a coroutine function is awaited, a plain one runs in a thread. It runs inside the daemon: use plugin
-groups for untrusted or heavy code.
+a coroutine function is awaited (and cancelled at the timeout), a plain one runs in a thread. A thread cannot
+be killed: a plain function still running at its timeout is recorded as timed out but runs on until it
+returns. With ``isolate = true`` the function runs in a child process instead, killed (with its process group)
+at the timeout; it then gets the context as JSON data and pays a process start per call.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import asyncio
 import importlib
 import importlib.util
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trackwire.actions.base import ActionContext, ActionError
+from trackwire.actions.children import run_child
 from trackwire.actions.templating import render
+from trackwire.core.event import dumps
 
 __all__ = ["check", "resolve", "run"]
 
@@ -27,6 +32,8 @@ def check(params: dict[str, Any]) -> str | None:
         return "a plugin action needs 'function' as 'module:function' or 'file.py:function'"
     if not isinstance(params.get("args", {}), dict):
         return "a plugin action's 'args' must be a table"
+    if not isinstance(params.get("isolate", False), bool):
+        return "a plugin action's 'isolate' must be true or false"
     return None
 
 
@@ -63,9 +70,11 @@ def _cached(target: str, cache: dict[str, Any]) -> Callable[..., Any]:
 
 
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    fn = _cached(str(params["function"]), ctx.functions)
     variables = ctx.template_vars()
     args = render(params.get("args", {}), variables)
+    if params.get("isolate"):
+        return await _isolated(str(params["function"]), variables, args, timeout)
+    fn = _cached(str(params["function"]), ctx.functions)
     try:
         if inspect.iscoroutinefunction(fn):
             result = await fn(context=variables, **args)
@@ -76,3 +85,18 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
     except Exception as exc:
         raise ActionError(f"{params['function']} raised {type(exc).__name__}: {exc}") from exc
     return f"{params['function']} returned {result!r}"[:300]
+
+
+async def _isolated(target: str, variables: dict[str, Any], args: Any, timeout: float) -> str:
+    """Call the function in a child process (killed with everything it started at the timeout)."""
+    request = dumps({"function": target, "context": variables, "args": args}).encode()
+    try:
+        code, output = await run_child(
+            [sys.executable, "-m", "trackwire.actions.plugin_child"], timeout=timeout, stdin=request
+        )
+    except OSError as exc:
+        raise ActionError(f"cannot start a child process for {target}: {exc}", retry=False) from exc
+    text = output.decode("utf-8", "replace").strip()
+    if code != 0:
+        raise ActionError(f"{target} failed in its child process (exit {code}): {text[-500:]}")
+    return f"{target} returned {text}"[:300]

@@ -1,14 +1,16 @@
-"""A command run as an argument list (never through a shell); non-zero exit or timeout is a failure."""
+"""A command run as an argument list (never through a shell); non-zero exit or timeout is a failure.
+
+The command runs in its own process group; a timeout kills the group, so nothing it started is left behind.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 from typing import Any
 
 from trackwire.actions.base import ActionContext, ActionError
+from trackwire.actions.children import run_child
 from trackwire.actions.templating import render
 
 __all__ = ["check", "run"]
@@ -29,24 +31,10 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
     env["TRACKWIRE_IDEMPOTENCY_KEY"] = ctx.idempotency_key
     env["TRACKWIRE_FIRING"] = json.dumps(ctx.firing, default=str)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=params.get("cwd"),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        code, output = await run_child(argv, timeout=timeout, env=env, cwd=params.get("cwd"))
     except OSError as exc:
         raise ActionError(f"cannot start {argv[0]!r}: {exc}", retry=False) from exc
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
     text = output.decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        raise ActionError(f"{argv[0]} exited with {proc.returncode}: {text[-500:]}")
+    if code != 0:
+        raise ActionError(f"{argv[0]} exited with {code}: {text[-500:]}")
     return f"{argv[0]} exited 0" + (f": {text[-200:]}" if text else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from slack_sdk import WebClient
@@ -28,7 +29,9 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
     if not token:
         raise ActionError("no Slack token: set automations.slack_token", retry=False)
     client = WebClient(
-        token=token, base_url=str(params.get("base_url", ctx.settings.slack_base_url)), timeout=int(timeout)
+        token=token,
+        base_url=str(params.get("base_url", ctx.settings.slack_base_url)),
+        timeout=max(1, math.ceil(timeout)),
     )
     payload: dict[str, Any] = {"channel": str(render(params["channel"], variables))}
     if "text" in params:

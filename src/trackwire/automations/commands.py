@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # imported inside the commands, so `trackwire` starts fast
     from trackwire.automations.state import AutomationState, FiringRecord
     from trackwire.core.event import Event
     from trackwire.core.triggers import Automation
+    from trackwire.ports import EventStore
 
 __all__ = ["app"]
 
@@ -152,32 +153,131 @@ def test(
 def explain(
     name: str,
     config: ConfigOption = None,
-    events: Annotated[Path | None, typer.Option("--events", help="recorded events instead of the store's log")] = None,
-    from_id: Annotated[int | None, typer.Option("--from", help="first event id (default: the last 1,000)")] = None,
-    to_id: Annotated[int | None, typer.Option("--to", help="last event id")] = None,
-    event: Annotated[int | None, typer.Option("--event", help="only what concerns this event id")] = None,
+    event: Annotated[int | None, typer.Option("--event", help="explain this event id in detail")] = None,
+    from_id: Annotated[int | None, typer.Option("--from", help="first event id of a range (default: last 100)")] = None,
+    to_id: Annotated[int | None, typer.Option("--to", help="last event id of a range")] = None,
+    since: Annotated[str | None, typer.Option(help="range by event time: from this ISO time")] = None,
+    until: Annotated[str | None, typer.Option(help="range by event time: up to this ISO time")] = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="dry run: replay recorded events from empty state instead")
+    ] = None,
 ) -> None:
-    """Why NAME fired or did not: replays events (from empty state) with a trace, and lists recorded firings."""
-    from trackwire.automations.dryrun import dry_run, read_events
-
+    """Why NAME fired or did not, from the daemon's records: its firings, its committed trigger state (the last
+    checkpoint plus the journal, replayed and narrated), whether each event was evaluated, and the trigger's
+    conditions on it. With --events, replays a file from empty state instead (nothing recorded is read)."""
     settings = _settings(config)
     automations, _ = _definitions(settings)
     found = next((a for a in automations if a.name == name), None)
     if found is None:
         err.print(f"no automation named {name!r}")
         raise typer.Exit(1)
-    recorded = read_events(events) if events is not None else _log_events(settings, from_id, to_id)
+    if events is not None:
+        _explain_dry_run(found, settings, events, event)
+        return
+    _explain_recorded(found, settings, event, from_id, to_id, since, until)
+
+
+def _explain_dry_run(found: Automation, settings: Settings, events: Path, event: int | None) -> None:
+    from trackwire.automations.dryrun import dry_run, read_events
+
+    recorded = read_events(events)
     notes: list[str] = []
     outcomes = dry_run([found], recorded, lateness=settings.automations.lateness, trace=notes.append)
     wanted = f"event {event}" if event is not None else None
     for line in notes:
         if wanted is None or wanted + " " in line + " " or wanted + ":" in line or f"[{event}]" in line:
             console.print(line, markup=False, highlight=False)
-    console.print(f"replayed {len(recorded)} events: {len(outcomes)} firings")
+    console.print(f"dry run from empty state: {len(recorded)} events, {len(outcomes)} firings")
+
+
+def _explain_recorded(
+    found: Automation,
+    settings: Settings,
+    event: int | None,
+    from_id: int | None,
+    to_id: int | None,
+    since: str | None,
+    until: str | None,
+) -> None:
+    import time
+
+    from trackwire.automations.explain import Recorded, explain_event, summary
+    from trackwire.automations.replay import durable_evaluator
+    from trackwire.automations.service import GROUP
+    from trackwire.store import open_store
+
     state = _state(settings)
-    if state is not None:
-        console.print(_firings_table(state.firings(name, 20)))
+    if state is None:
+        err.print(f"nothing recorded: {settings.store_url} is not an existing SQLite store")
+        raise typer.Exit(1)
+    store = open_store(settings.store_url)
+    try:
+        notes: list[str] = []
+        durable, _ = durable_evaluator(
+            state,
+            [found],
+            lambda ids: [r.event for r in store.get_records(ids)],
+            lateness=settings.automations.lateness,
+            max_depth=settings.automations.max_depth,
+            follow_bound=settings.automations.follow_bound,
+            trace=notes.append,
+        )
+        position = next((g.position for g in store.groups() if g.name == GROUP), None)
+        if event is not None:
+            first, last = event, event
+            chosen = [r.event for r in store.get_records([event])]
+            if not chosen:
+                err.print(f"event {event} is not in the log")
+                raise typer.Exit(1)
+        else:
+            chosen = _range(store, from_id, to_id, since, until)
+            first = min((e.id or 0 for e in chosen), default=0)
+            last = max((e.id or 0 for e in chosen), default=-1)
+        recorded = Recorded(
+            found,
+            state.firings_with(found.name, first, last),
+            {k: v for k, v in durable.state.items() if k[0] == found.name},
+            position,
+            state.applied(first - 1),
+            notes,
+        )
+        now = time.time()
+        lines = explain_event(recorded, chosen[0], now) if event is not None else summary(recorded, chosen, now)
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
+        if event is None:
+            console.print(f"{len(chosen)} events, {len(recorded.firings)} firings of {found.name} caused by them")
+            if recorded.firings:
+                console.print(_firings_table(recorded.firings))
+    finally:
+        store.close()
         state.close()
+
+
+def _range(store: EventStore, first: int | None, last: int | None, since: str | None, until: str | None) -> list[Event]:
+    """Events by id range (default: the last 100), filtered by event time when asked."""
+    end = last if last is not None else store.last_id()
+    start = first if first is not None else max(1, end - 99)
+    low = datetime.fromisoformat(since) if since else None
+    high = datetime.fromisoformat(until) if until else None
+    out: list[Event] = []
+    position = start - 1
+    while position < end:
+        batch = store.read_after(position, 1000)
+        if not batch:
+            break
+        for record in batch:
+            e = record.event
+            if record.id > end:
+                break
+            if (low is None or e.occurred >= _aware(low)) and (high is None or e.occurred <= _aware(high)):
+                out.append(e)
+        position = batch[-1].id
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _log_events(settings: Settings, first: int | None, last: int | None) -> list[Event]:

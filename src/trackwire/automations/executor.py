@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +46,11 @@ class ActionExecutor:
     _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _active: set[str] = field(default_factory=set, init=False)
+    db: Executor | None = None  # the thread that writes automation state (None: asyncio's default pool)
+
     _known: dict[str, FiringRecord] = field(default_factory=dict, init=False)
+    _writes: list[tuple[str, str, list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list, init=False)
+    _writer: asyncio.Task[None] | None = field(default=None, init=False)
     _functions: dict[str, Any] = field(default_factory=dict, init=False)
 
     def submit(self, firing_ids: Sequence[str], records: Mapping[str, FiringRecord] | None = None) -> None:
@@ -80,15 +85,25 @@ class ActionExecutor:
         return self._queue.empty() and not self._tasks
 
     async def _guarded(self, firing_id: str, limit: asyncio.Semaphore) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                limit.release()
+
         try:
-            await self.execute(firing_id)
+            await self.execute(firing_id, release)
         except Exception:
             log.exception("actions of firing %s crashed; it stays pending", firing_id)
         finally:
             self._active.discard(firing_id)
-            limit.release()
+            release()
 
-    async def execute(self, firing_id: str) -> FiringRecord | None:
+    async def execute(self, firing_id: str, ran: Callable[[], None] | None = None) -> FiringRecord | None:
+        """Run the firing's unfinished actions and record their outcomes. ``ran`` is called when the actions
+        are done, before the final outcome is written: the concurrency limit bounds actions, not bookkeeping."""
         record = self._known.pop(firing_id, None)
         if record is None:
             record = await asyncio.to_thread(self.state.get_firing, firing_id)
@@ -98,8 +113,8 @@ class ActionExecutor:
         outcomes: list[dict[str, Any]] = list(record.outcomes)
         if automation is None:
             outcomes.append({"status": "failed", "error": "the automation is no longer defined", "finished": _stamp()})
-            await asyncio.to_thread(self.state.set_outcomes, firing_id, "failed", outcomes)
-            return await asyncio.to_thread(self.state.get_firing, firing_id)
+            await self._set_outcomes(firing_id, "failed", outcomes)
+            return replace(record, status="failed", outcomes=outcomes)
         events = await self.get_events(record.events)
         trigger = next((e for e in events if e.id == record.triggering_event), None)
         depth = max((event_depth(e) for e in events), default=0)
@@ -123,10 +138,37 @@ class ActionExecutor:
             outcome = await self._attempts(index, spec, ctx)
             outcomes = [o for o in outcomes if o.get("action") != index] + [outcome]
             if index < len(automation.actions) - 1:  # the last outcome is written with the final status
-                await asyncio.to_thread(self.state.set_outcomes, firing_id, "pending", outcomes)
+                await self._set_outcomes(firing_id, "pending", outcomes)
         status = "failed" if any(o.get("status") == "failed" for o in outcomes) else "succeeded"
-        await asyncio.to_thread(self.state.set_outcomes, firing_id, status, outcomes)
+        if ran is not None:
+            ran()
+        await self._set_outcomes(firing_id, status, outcomes)
         return replace(record, status=status, outcomes=outcomes)
+
+    async def _set_outcomes(self, firing_id: str, status: str, outcomes: list[dict[str, Any]]) -> None:
+        """Record outcomes durably. Writes queue up while one is in progress and then go in one transaction,
+        so a burst of finished actions neither syncs once per action nor occupies a thread each."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writes.append((firing_id, status, outcomes, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes(), name="automations:outcomes")
+        await future
+
+    async def _write_outcomes(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._writes:
+            batch, self._writes = self._writes, []
+            items = [(firing_id, status, outcomes) for firing_id, status, outcomes, _ in batch]
+            try:
+                await loop.run_in_executor(self.db, self.state.set_outcomes_many, items)
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_result(None)
 
     async def _attempts(self, index: int, spec: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
         kind = str(spec["type"])

@@ -20,6 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,9 @@ class _Everything:
 
     def type_patterns(self) -> tuple[str, ...] | None:
         return None
+
+    def type_only(self) -> bool:
+        return True  # the engine need not decode an event to know this group wants it
 
     def matches(self, event: Event) -> bool:
         return True
@@ -89,6 +93,15 @@ class AutomationService:
     _last_checkpoint: float = field(default=0.0, init=False)
     _last_eval: float = field(default=0.0, init=False)
     _recent: OrderedDict[int, Event] = field(default_factory=OrderedDict, init=False)
+    _flusher_waiting: bool = field(default=False, init=False)
+    _broken: bool = field(default=False, init=False)
+    _recovering: asyncio.Future[None] | None = field(default=None, init=False)
+    _taken_at: float = field(default=0.0, init=False)
+    # One thread writes the automation state (commits and outcomes take turns, each batched), so the
+    # writes never fill asyncio's shared thread pool while they wait for the database.
+    _db: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="automation-state"), init=False
+    )
     _last_received: float = field(default=0.0, init=False)
     _last_prune: float = field(default=0.0, init=False)
     _watermark: int = field(default=0, init=False)
@@ -137,7 +150,7 @@ class AutomationService:
         self._watermark = await self._compute_watermark(record.position)
         self._last_prune = time.monotonic()
         self.executor = ActionExecutor(
-            lambda: self.evaluator.by_name, state, self.settings, self._get_events, self._emit
+            lambda: self.evaluator.by_name, state, self.settings, self._get_events, self._emit, db=self._db
         )
         log.info("automations: %d loaded from %s", len(self.evaluator.by_name), self.folder)
         tasks = [
@@ -146,8 +159,10 @@ class AutomationService:
         ]
         await self._commit()  # the restored state (and windows opened at start) as a checkpoint
         try:
+            # Evaluation is synchronous and short; a handler then waits for the group commit. Many handlers
+            # in flight make each commit (one sync) carry many events, instead of 64 per sync.
             await daemon.add_consumer_group(
-                GROUP, [InProcessConsumer("automations.evaluate", _Everything(), self._handle)]
+                GROUP, [InProcessConsumer("automations.evaluate", _Everything(), self._handle)], concurrency=1024
             )
             tasks.append(asyncio.create_task(self._sweeper(), name="automations:sweeper"))
             tasks.append(asyncio.create_task(self._watch(), name="automations:reload"))
@@ -158,6 +173,7 @@ class AutomationService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._final_checkpoint()
+            self._db.shutdown(wait=True)
             state.close()
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -180,6 +196,13 @@ class AutomationService:
     async def _handle(self, event: Event) -> None:
         if event.id is not None and event.id in self._applied:
             return
+        if self._recovering is not None:
+            raise Retry("automation state is being reloaded after a failed write", after=1.0)
+        while self._flusher_waiting and self._kick.is_set() and time.monotonic() - self._taken_at > 0.02:
+            # A burst hands the loop hundreds of ready handlers at once; the flusher's wake-up is queued
+            # behind them. Stepping behind it lets the evaluations done so far commit (and their actions
+            # start) while the rest of the burst is evaluated, instead of after all of it.
+            await asyncio.sleep(0)
         now, low = self.clock.time(), self._low_water()
         firings = self.evaluator.on_event(event, now, low)
         self._firings.extend(firings)
@@ -266,32 +289,85 @@ class AutomationService:
         return StateBatch(upserts, deletes, firings, applied, prune, journal, checkpoint)
 
     async def _flusher(self) -> None:
+        """Takes what was evaluated since the last take and commits it on the state thread. Commits are
+        pipelined: the next batch is taken while the previous one is being written (the state thread runs
+        them in order), so evaluation of a burst goes on while its first events commit and their actions
+        start. A checkpoint is taken only with nothing in flight."""
         assert self.state is not None
+        loop = asyncio.get_running_loop()
+        inflight: set[asyncio.Future[list[str]]] = set()
         while True:
+            self._flusher_waiting = True
             await self._kick.wait()
+            self._flusher_waiting = False
+            if self._checkpoint_due and inflight:
+                await asyncio.wait(inflight)
+            elif len(inflight) >= 2:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            if self._recovering is not None:
+                await self._recovering
+                continue
+            self._taken_at = time.monotonic()
             self._kick.clear()
             waiters, self._waiters = self._waiters, []
             batch = self._take()
-            try:
-                new = await asyncio.to_thread(self.state.commit, batch)
-            except Exception as exc:
-                log.exception("could not write automation state; reloading it from the store")
-                await self._reset()
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(Retry(f"automation state not written: {exc}", after=1.0))
-                continue
-            self._applied.update(batch.applied)
-            if batch.checkpoint:
-                self._journaled = 0
-                self._last_checkpoint = time.monotonic()
-            else:
-                self._journaled += len(batch.journal)
-            if new:  # dispatched now, from memory: an action starts without reading its firing back
-                self.executor.submit(new, _records(batch.firings, new))
+            future = loop.run_in_executor(self._db, self._write, batch)
+            inflight.add(future)
+            future.add_done_callback(inflight.discard)
+            future.add_done_callback(lambda f, b=batch, w=waiters: self._committed(f, b, w))  # type: ignore[misc]
+
+    def _write(self, batch: StateBatch) -> list[str]:
+        """On the state thread. After a failed commit, later queued batches are refused until the service has
+        reloaded its state: their evaluations saw the failed batch's effects, which are not durable."""
+        assert self.state is not None
+        if self._broken:
+            raise Retry("an earlier automation state write failed; this one waits for the reload", after=1.0)
+        try:
+            return self.state.commit(batch)
+        except Exception:
+            self._broken = True
+            raise
+
+    def _committed(
+        self, future: asyncio.Future[list[str]], batch: StateBatch, waiters: list[asyncio.Future[None]]
+    ) -> None:
+        exc = future.exception()
+        if exc is not None:
+            if not isinstance(exc, Retry):
+                log.error("could not write automation state; reloading it from the store: %s", exc)
+            if self._recovering is None:
+                self._recovering = asyncio.ensure_future(self._recover())
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.set_exception(Retry(f"automation state not written: {exc}", after=1.0))
+            return
+        new = future.result()
+        self._applied.update(batch.applied)
+        if batch.checkpoint:
+            self._journaled = 0
+            self._last_checkpoint = time.monotonic()
+        else:
+            self._journaled += len(batch.journal)
+        if new:  # dispatched now, from memory: an action starts without reading its firing back
+            self.executor.submit(new, _records(batch.firings, new))
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _recover(self) -> None:
+        # Every batch queued behind the failed one is refused (see _write); once the state thread has run
+        # them, reload the durable state and accept writes again.
+        await asyncio.get_running_loop().run_in_executor(self._db, lambda: None)
+        try:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:  # evaluated after the failed batch: not durable either
+                if not waiter.done():
+                    waiter.set_exception(Retry("automation state is being reloaded", after=1.0))
+            await self._reset()
+        finally:
+            self._broken = False
+            self._recovering = None
+            self._kick.set()
 
     async def _final_checkpoint(self) -> None:
         """At a clean stop, leave no journal to replay (what was evaluated is committed with its event ids)."""

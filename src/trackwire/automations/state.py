@@ -90,9 +90,15 @@ class AutomationState(Protocol):
 
     def firings(self, automation: str | None = None, limit: int = 50) -> list[FiringRecord]: ...
 
+    def firings_with(self, automation: str, first: int, last: int) -> list[FiringRecord]:
+        """The automation's firings caused by any event with an id from ``first`` to ``last``."""
+
     def counts(self) -> dict[str, dict[str, int]]: ...
 
     def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None: ...
+
+    def set_outcomes_many(self, items: Sequence[tuple[str, str, Sequence[dict[str, Any]]]]) -> None:
+        """Several ``set_outcomes`` in one transaction."""
 
     def close(self) -> None: ...
 
@@ -153,6 +159,15 @@ class MemoryAutomationState:
         found = [r for r in self.records.values() if automation is None or r.automation == automation]
         return sorted(found, key=lambda r: (r.created, r.id), reverse=True)[:limit]
 
+    def firings_with(self, automation: str, first: int, last: int) -> list[FiringRecord]:
+        found = [
+            r
+            for r in self.records.values()
+            if r.automation == automation
+            and (any(first <= i <= last for i in r.events) or first <= (r.triggering_event or 0) <= last)
+        ]
+        return sorted(found, key=lambda r: (r.at, r.id))
+
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for r in self.records.values():
@@ -165,6 +180,10 @@ class MemoryAutomationState:
         self.records[firing_id] = replace(
             record, status=status, outcomes=loads(dumps(list(outcomes))), updated=datetime.now(UTC).isoformat()
         )
+
+    def set_outcomes_many(self, items: Sequence[tuple[str, str, Sequence[dict[str, Any]]]]) -> None:
+        for firing_id, status, outcomes in items:
+            self.set_outcomes(firing_id, status, outcomes)
 
     def close(self) -> None:
         return None

@@ -49,3 +49,13 @@ PRUNE_APPLIED = "DELETE FROM automation_applied WHERE event_id <= ?"
 INSERT_STEP = "INSERT INTO automation_journal (event_id, at, low) VALUES (?, ?, ?)"
 LOAD_JOURNAL = "SELECT event_id, at, low FROM automation_journal ORDER BY seq"
 CLEAR_JOURNAL = "DELETE FROM automation_journal"
+# The firings of an automation that include any event id in a range (the events column is a JSON list).
+FIRINGS_WITH_EVENTS = (
+    "SELECT "
+    + FIRING_COLUMNS
+    + """ FROM automation_firings WHERE automation = ?
+AND (triggering BETWEEN ? AND ?
+     OR EXISTS (SELECT 1 FROM json_each(automation_firings.events) WHERE value BETWEEN ? AND ?))
+ORDER BY fired_at, id
+"""
+)

@@ -122,12 +122,30 @@ class SqliteAutomationState:
                 rows = self._conn.execute(q.FIRINGS_OF, (automation, limit)).fetchall()
         return [_record(r) for r in rows]
 
+    def firings_with(self, automation: str, first: int, last: int) -> list[FiringRecord]:
+        with self._lock:
+            rows = self._conn.execute(q.FIRINGS_WITH_EVENTS, (automation, first, last, first, last)).fetchall()
+        return [_record(r) for r in rows]
+
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         with self._lock:
             for automation, status, n in self._conn.execute(q.COUNT_FIRINGS).fetchall():
                 out.setdefault(automation, {})[status] = n
         return out
+
+    def set_outcomes_many(self, items: Sequence[tuple[str, str, Sequence[dict[str, Any]]]]) -> None:
+        stamp = datetime.now(UTC).isoformat()
+        rows = [(status, dumps(list(outcomes)), stamp, firing_id) for firing_id, status, outcomes in items]
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(q.SET_OUTCOMES, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def set_outcomes(self, firing_id: str, status: str, outcomes: Sequence[dict[str, Any]]) -> None:
         """Record outcomes durably. Concurrent callers share one transaction: whoever holds the connection
