@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import skip_or_fail
+from tests.integration.browser_support import chromium_tab
 from tests.integration.web_support import serve_app
 from trackwire.actions.loading import load_actions
 from trackwire.config import HostedActionsSettings
@@ -19,9 +19,7 @@ from trackwire.web.backend import Backend
 
 pytestmark = pytest.mark.needs_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 EXAMPLES = Path(__file__).parents[2] / "examples" / "actions"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 AMI = {
     "entity_type": "Sequence",
     "selected_ids": "88",
@@ -38,18 +36,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 @pytest.fixture
 def browser_page() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context()
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+    with chromium_tab() as tab:
+        yield tab
 
 
 def test_a_user_fills_the_batch_create_form_in_chromium_and_sees_the_result(browser_page: object) -> None:

@@ -14,27 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail, wait_for
+from tests.conftest import wait_for
+from tests.integration.browser_support import ARTIFACTS, ROOT, chromium_tab
 from tests.integration.daemon_support import LiveDaemon, live_daemon, studio_events
 from tests.integration.web_support import PASSWORD
 
 pytestmark = pytest.mark.needs_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 README_IMAGE = ROOT / "docs" / "img" / "dashboard.png"
 UPDATE_README_IMAGE = os.environ.get("TRACKWIRE_UPDATE_SCREENSHOTS", "") == "1"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
@@ -46,19 +34,8 @@ def live(tmp_path: Path) -> Iterator[LiveDaemon]:
 
 @pytest.fixture
 def page(live: LiveDaemon) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+    with chromium_tab({"width": 1400, "height": 1000}) as tab:
+        yield tab
 
 
 def _dead_letters(live: LiveDaemon) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.integration.browser_support import ARTIFACTS, ROOT, chromium
 from tests.integration.web_support import PASSWORD, serve_app, web_settings
 from trackwire.actions.hosted import Action, Invocation, Outcome
 from trackwire.actions.loading import load_actions
@@ -23,11 +23,7 @@ from trackwire.web.backend import Backend
 
 pytestmark = pytest.mark.needs_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
 EXAMPLES = ROOT / "examples" / "actions"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 SG_TOKEN = "sg-browser-31d"
 AMI = {
     "entity_type": "Playlist",
@@ -57,14 +53,8 @@ class Steps:
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_an_artist_follows_a_long_action_and_an_operator_sees_every_invocation_live(

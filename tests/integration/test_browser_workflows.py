@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
-from tests.integration.test_browser_dashboard import ARGS, ARTIFACTS, CHROMIUM
+from tests.integration.browser_support import ARTIFACTS, chromium_tab
 from tests.integration.web_support import PASSWORD
 from tests.integration.workflow_web_support import WorkflowDaemon, workflow_daemon
 
@@ -36,19 +35,8 @@ def wf(tmp_path: Path) -> Iterator[WorkflowDaemon]:
 
 @pytest.fixture
 def page(wf: WorkflowDaemon) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        tab = context.new_page()
-        tab.set_default_timeout(20_000)
-        try:
-            yield tab
-        finally:
-            context.close()
-            browser.close()
+    with chromium_tab({"width": 1400, "height": 1000}) as tab:
+        yield tab
 
 
 def test_an_operator_sees_a_failed_join_run_retries_the_step_by_clicking_and_sees_it_succeed(
