@@ -6,7 +6,6 @@ changed trigger state, the new firings and the ids of the events they came from 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from trackwire.automations.state import FiringRecord, JournalEntry, StateBatch
 from trackwire.core.event import dumps, loads
 from trackwire.core.triggers import StateKey
 from trackwire.store.sqlite import automation_queries as q
-from trackwire.store.sqlite.migrations import MIGRATIONS, migrate
+from trackwire.store.sqlite.migrations import MIGRATIONS, open_migrated
 
 __all__ = ["SqliteAutomationState"]
 
@@ -37,10 +36,7 @@ class SqliteAutomationState:
         self._lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._outcomes: list[tuple[str, str, str, str]] = []
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        migrate(self._conn)
+        self._conn = open_migrated(self.path)
         # A database migrated past 2 before this migration existed still gets its tables (all IF NOT EXISTS).
         for number in (2, 6):
             script = next(s for n, _, s in MIGRATIONS if n == number)

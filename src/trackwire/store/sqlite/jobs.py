@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from trackwire.core.jobs import Job, JobState, Settlement
 from trackwire.store.sqlite import job_queries as q
-from trackwire.store.sqlite.migrations import migrate
+from trackwire.store.sqlite.migrations import open_migrated
 
 __all__ = ["SqliteJobs"]
 
@@ -46,10 +45,7 @@ class SqliteJobs:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        migrate(self._conn)
+        self._conn = open_migrated(self.path)
 
     def close(self) -> None:
         with self._lock:

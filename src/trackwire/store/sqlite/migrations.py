@@ -7,6 +7,7 @@ upgrades a database made by the first migration with data in it.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 from trackwire.errors import MigrationError
 
@@ -210,3 +211,13 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             raise MigrationError(f"migration {number} ({description}) failed: {exc}") from exc
         version = number
     return version
+
+
+def open_migrated(path: str | Path) -> sqlite3.Connection:
+    """A connection for a store's side tables (jobs, workflow runs, automation state): autocommit, shared
+    across threads behind the caller's lock, durable commits, migrated to the newest schema."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA synchronous=FULL")
+    migrate(conn)
+    return conn

@@ -6,7 +6,6 @@ themselves are ordinary events appended through :class:`~trackwire.store.sqlite.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from typing import Any
 from trackwire.core.event import dumps, loads
 from trackwire.ports import LogRecord
 from trackwire.store.sqlite import workflow_queries as q
-from trackwire.store.sqlite.migrations import migrate
+from trackwire.store.sqlite.migrations import open_migrated
 
 __all__ = ["RunRow", "SqliteWorkflowRuns"]
 
@@ -66,10 +65,7 @@ class SqliteWorkflowRuns:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        migrate(self._conn)
+        self._conn = open_migrated(self.path)
 
     def close(self) -> None:
         with self._lock:
