@@ -64,6 +64,24 @@ def serve_fake(events: int, entities: int, urls: multiprocessing.Queue[str]) -> 
     threading.Event().wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by the daemon process and by its worker processes (its children)."""
+    children = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return _cpu_seconds(pid), children
+
+
 def run(label: str, plugins: int, body: str, events: int, concurrency: int, url: str, verbose: bool = True) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -109,11 +127,13 @@ concurrency = {concurrency}
                 time.sleep(0.01)
             store = SqliteStore(folder / "tw.db")
             first_event = None
+            cpu_start = (0.0, 0.0)
             filled = None
             while True:
                 last = store.last_id()
                 if first_event is None and last > 0:
                     first_event = time.monotonic()
+                    cpu_start = _tree_cpu(proc.pid)
                 if filled is None and last >= events:
                     filled = time.monotonic()
                 groups = store.groups()
@@ -123,6 +143,7 @@ concurrency = {concurrency}
                     raise RuntimeError(f"the daemon exited with {proc.returncode}")
                 time.sleep(0.02)
             done = time.monotonic()
+            cpu_end = _tree_cpu(proc.pid)
             store.close()
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -130,8 +151,13 @@ concurrency = {concurrency}
             output.close()
         assert first_event is not None and filled is not None
         rate = events / (done - first_event)
+        daemon_us = (cpu_end[0] - cpu_start[0]) / events * 1e6
+        workers_us = (cpu_end[1] - cpu_start[1]) / events * 1e6
         if verbose:
-            print(f"  (the poller appended all events in {filled - first_event:.2f} s)")
+            print(
+                f"  (the poller appended all events in {filled - first_event:.2f} s; CPU per event: daemon"
+                f" {daemon_us:.0f} us, plugin workers {workers_us:.0f} us)"
+            )
         print(
             f"{label:<34} {rate:>9,.0f} events/s   ({done - first_event:6.2f} s catch-up;"
             f" {events / (done - started):,.0f} events/s with start-up)",

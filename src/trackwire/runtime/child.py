@@ -22,7 +22,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trackwire.core.event import Event, decode_event
@@ -38,6 +37,7 @@ from trackwire.runtime.protocol import (
     recv_frame,
     send_frame,
 )
+from trackwire.runtime.runners import ElasticRunners
 
 _SLOT = struct.Struct("!qd")  # event id, start time (monotonic)
 
@@ -259,12 +259,6 @@ class Worker:
         if self.run_chain(chain) in ("error", "fail") and self.group.policy == "deactivate":
             self._halted = True
 
-    def run_chain_and_flush(self, chain: list[RunItem]) -> None:
-        try:
-            self.run_guarded(chain)
-        finally:
-            self.flush()
-
     def send_results(self, results: list[Result]) -> None:
         """Return values first (only callbacks that report them have any), then the results."""
         values = [(r[0], self._values.pop(r[0])) for r in results if r[0] in self._values]
@@ -313,7 +307,7 @@ class Worker:
 
     def _serve(self) -> None:
         concurrency = int(self.group.concurrency)
-        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="callback") if concurrency > 1 else None
+        pool = ElasticRunners(self.run_guarded, self.flush, concurrency) if concurrency > 1 else None
         while True:
             try:
                 message = recv_frame(self.sock)
@@ -323,7 +317,7 @@ class Worker:
                 os._exit(0)
             if message[0] == "stop":
                 if pool is not None:
-                    pool.shutdown(wait=True)
+                    pool.stop()
                 return
             if message[0] == "resume":
                 self._halted = False
@@ -339,8 +333,7 @@ class Worker:
                 finally:
                     self.flush()
             else:
-                for chain in chains.values():
-                    pool.submit(self.run_chain_and_flush, chain)
+                pool.submit(chains.values())
 
 
 def _rss_bytes() -> int:
