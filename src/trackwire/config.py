@@ -69,7 +69,12 @@ class PluginPathSettings(_Section):
     )
     timeout: float | None = Field(None, gt=0)
     max_attempts: int | None = Field(None, ge=1)
-    concurrency: int = Field(1, ge=1, le=256, description="callbacks of this group running at once")
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="most callbacks of this group running at once (threads are added while callbacks block)",
+    )
     start: Literal["now", "beginning"] | int = Field("now", description="where a new group starts")
     max_memory_mb: int | None = Field(1024, ge=16, description="recycle the worker process above this RSS")
     options: dict[str, Any] = Field(default_factory=dict, description="passed to the plugin as ctx.options")

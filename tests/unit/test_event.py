@@ -78,8 +78,27 @@ def test_a_dollar_dt_key_that_is_not_a_date_is_left_as_a_plain_dict() -> None:
     assert loads(dumps({"$dt": "2024-01-01", "other": 1})) == {"$dt": "2024-01-01", "other": 1}
 
 
+def test_nan_and_infinities_are_stored_as_null_which_every_json_reader_accepts() -> None:
+    # the standard library would write the non-JSON tokens NaN/Infinity, which PostgreSQL's jsonb refuses
+    assert loads(dumps({"a": float("nan"), "b": float("inf"), "c": [float("-inf"), 1.5]})) == {
+        "a": None,
+        "b": None,
+        "c": [None, 1.5],
+    }
+
+
+def test_what_orjson_refuses_is_still_encoded_exactly() -> None:
+    huge = {"big": 2**70, "small": -(2**64), "text": "caf\u00e9"}
+    assert loads(dumps(huge)) == huge
+
+
+def test_what_cannot_be_json_is_refused_with_the_type_named() -> None:
+    with pytest.raises(TypeError, match="object is not JSON serialisable"):
+        dumps({"x": object()})
+
+
 _key = st.text(min_size=2).filter(lambda k: not k.startswith("$"))
-_json_leaf = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False)
+_json_leaf = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
 _aware = st.datetimes(timezones=st.sampled_from([UTC, PARIS, timezone(timedelta(hours=-7, minutes=-30))]))
 _payload = st.recursive(
     _json_leaf | _aware,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
+
 __all__ = ["Event", "Ref", "decode_event", "encode_event", "ordering_key"]
 
 
@@ -130,11 +132,23 @@ def _json_hook(obj: dict[str, Any]) -> Any:
 def dumps(value: Any) -> str:
     """JSON that keeps datetimes and dates (as ``{"$dt": iso}``, ``{"$date": iso}``), for payloads and state.
 
-    Tuples and sets come back as lists, bytes as text. A payload dict whose only key is ``"$dt"`` or
-    ``"$date"`` holding an ISO string reads back as a datetime/date (the price of a plain-JSON format).
+    Tuples and sets come back as lists, bytes as text, NaN and infinities as null. A payload dict whose only
+    key is ``"$dt"`` or ``"$date"`` holding an ISO string reads back as a datetime/date (the price of a
+    plain-JSON format).
     """
-    return _ENCODE(value)
+    try:
+        return _orjson_dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        # what orjson refuses (an int past 64 bits, a lone surrogate, a float subclass): the standard
+        # library's encoder, which raises its own clear TypeError for what is truly not serialisable
+        return _ENCODE(value)
 
+
+# orjson encodes a log event about 5x faster than the standard library (the ShotGrid poller's main cost);
+# datetimes and dates are handed to ``_json_default`` so they keep their tags, and non-string keys are
+# written as strings, as ``json`` does.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+_orjson_dumps = orjson.dumps
 
 # One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _ENCODE = json.JSONEncoder(default=_json_default, separators=(",", ":"), ensure_ascii=False).encode
@@ -143,6 +157,7 @@ _DT_TAG = '{"$d'  # opens both {"$dt": ...} and {"$date": ...}
 
 
 def loads(text: str) -> Any:
+    # The standard library here, not orjson: orjson reads an integer past 64 bits as a float, silently.
     # The object hook costs a Python call per JSON object: only pay it when a datetime or date is inside.
     if _DT_TAG in text:
         return json.loads(text, object_hook=_json_hook)

@@ -82,6 +82,11 @@ def event_from_entry(entry: dict[str, Any], source: str) -> Event:
     )
 
 
+def _close_quietly(sg: Any) -> None:
+    with contextlib.suppress(Exception):
+        sg.close()
+
+
 class _NotStored(Exception):
     """The store refused a batch: nothing of it was kept, and the same ids are read again."""
 
@@ -127,7 +132,12 @@ class ShotgridSource:
         self.name = settings.source
         self._connect = connect or self._real_connection
         self._clock = clock
-        self._sg: Any = None
+        # Connections, each used by one call at a time (shotgun-api3's are not thread-safe): a call takes an
+        # idle one or makes one, and gives it back unless the source closed its generation meanwhile (an outage,
+        # a stop) -- then it closes it, so a call abandoned by a stop never leaves a socket open.
+        self._idle: list[Any] = []
+        self._generation = 0
+        self._pool_lock = threading.Lock()
         self._backoff = Backoff(settings.retry_base, settings.retry_cap)
         self._rng = random.Random()
         self._outage_since: float | None = None
@@ -174,10 +184,34 @@ class ShotgridSource:
             self._close()
 
     def _close(self) -> None:
-        sg, self._sg = self._sg, None
-        if sg is not None:
-            with contextlib.suppress(Exception):
-                sg.close()
+        with self._pool_lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+        for sg in idle:
+            _close_quietly(sg)
+
+    async def _call(self, fn: Callable[[Any], T]) -> T:
+        """One ShotGrid call in its own thread, on a connection no other call is using."""
+
+        def call() -> T:
+            with self._pool_lock:
+                generation = self._generation
+                sg = self._idle.pop() if self._idle else None
+            if sg is None:
+                sg = self._connect()
+            try:
+                value = fn(sg)
+            except BaseException:
+                _close_quietly(sg)  # its state after a failed call is unknown
+                raise
+            with self._pool_lock:
+                if generation == self._generation:
+                    self._idle.append(sg)
+                    return value
+            _close_quietly(sg)
+            return value
+
+        return await _in_thread(call)
 
     async def _loop(self, store: Store, stop: asyncio.Event, appended: asyncio.Event) -> None:
         failures = 0
@@ -246,16 +280,11 @@ class ShotgridSource:
         self._outage_since = None
         self._outage_cause = None
 
-    def _conn(self) -> Any:
-        if self._sg is None:
-            self._sg = self._connect()
-        return self._sg
-
     async def _first_position(self, store: Store) -> Backlog:
         settings = self.settings
         if settings.start == "now":
-            newest = await _in_thread(
-                lambda: self._conn().find_one("EventLogEntry", [], ["id"], order=_DESC),
+            newest = await self._call(
+                lambda sg: sg.find_one("EventLogEntry", [], ["id"], order=_DESC),
             )
             last = int(newest["id"]) if newest else 0
             log.info("ShotGrid source %s starts now, after EventLogEntry %d", self.name, last)
@@ -310,10 +339,8 @@ class ShotgridSource:
         if backlog.missing and monotonic - self._last_backlog_check >= settings.fetch_interval:
             self._last_backlog_check = monotonic
             wanted = backlog.wanted(500)
-            late = await _in_thread(
-                lambda: self._conn().find(
-                    "EventLogEntry", [["id", "in", wanted]], EVENT_FIELDS, order=_ASC, limit=len(wanted)
-                )
+            late = await self._call(
+                lambda sg: sg.find("EventLogEntry", [["id", "in", wanted]], EVENT_FIELDS, order=_ASC, limit=len(wanted))
             )
             accepted = set(backlog.found(int(e["id"]) for e in late))
             late = [e for e in late if int(e["id"]) in accepted]
@@ -348,8 +375,8 @@ class ShotgridSource:
 
     async def _read_after(self, after: int) -> list[dict[str, Any]]:
         settings = self.settings
-        entries: list[dict[str, Any]] = await _in_thread(
-            lambda: self._conn().find(
+        entries: list[dict[str, Any]] = await self._call(
+            lambda sg: sg.find(
                 "EventLogEntry",
                 [["id", "greater_than", after]],
                 EVENT_FIELDS,
