@@ -57,6 +57,10 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
         stopper.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, 3.0)
+        # uvicorn closes its listening sockets in its shutdown; when that was cut short (a stop within its
+        # start-up, or the 3 s above ran out) they would be left to the garbage collector
+        for listening in getattr(server, "servers", ()):
+            listening.close()
         await asyncio.to_thread(app.state.backend.close)  # background actions: grace, then interrupted
 
 
