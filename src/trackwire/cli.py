@@ -109,7 +109,7 @@ def web(
     console.print(
         f"[bold]Dashboard:[/bold] http://{web_settings.host}:{web_settings.port}/ (store {settings.store_url})"
     )
-    serve_store(settings.store_url, web_settings)
+    serve_store(settings.store_url, web_settings, shotgrid_site=settings.shotgrid.site)
 
 
 @app.command()

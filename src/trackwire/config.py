@@ -7,9 +7,11 @@ Relative paths in the file are relative to the file's folder.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -32,6 +34,7 @@ __all__ = [
     "StoreSettings",
     "WebSettings",
     "WorkflowSettings",
+    "http_origin",
     "load_settings",
 ]
 
@@ -41,6 +44,42 @@ DEFAULT_FILE = "trackwire.toml"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?|\[[0-9a-f:.]+\]")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def http_origin(url: str, *, whole: bool = True) -> str:
+    """The origin ``scheme://host[:port]`` of an http(s) URL, lower-cased, a default port left out.
+
+    With ``whole`` the URL must be an origin and nothing more (a trailing ``/`` is accepted); without it
+    a path, query and fragment are dropped (a site URL). ``ValueError`` says what is wrong.
+    """
+    text = url.strip()
+    example = "write scheme://host[:port], e.g. https://studio.shotgrid.autodesk.com"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not an origin ({exc}): {example}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http(s) origin: {example}")
+    if "@" in parts.netloc:
+        raise ValueError(f"{url!r} carries a user name or password: {example}")
+    hostname = parts.hostname or ""
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if host == "*" or host.startswith("*."):
+        raise ValueError(f"{url!r} has a wildcard: name each origin ({example})")
+    if not _HOST.fullmatch(host):
+        raise ValueError(f"{url!r} does not name a host: {example}")
+    if whole and (parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#"))):
+        raise ValueError(f"{url!r} has more than an origin (a path, query or fragment): {example}")
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
 
 
 class StoreSettings(_Section):
@@ -128,7 +167,25 @@ class WebSettings(_Section):
     session_hours: float = Field(12.0, gt=0, description="a login lasts this long")
     secure_cookies: bool = Field(False, description="mark cookies Secure (serve behind HTTPS)")
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="larger webhook bodies get 413")
+    frame_ancestors: tuple[str, ...] = Field(
+        (),
+        description="origins (https://host[:port]) that may show the action pages in a frame (ShotGrid's "
+        "'Open in Modal Overlay'), besides shotgrid.site's origin",
+    )
     hooks: tuple[HookSettings, ...] = ()
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        origins: list[str] = []
+        for index, item in enumerate(value):
+            try:
+                origin = http_origin(item)
+            except ValueError as exc:
+                raise ValueError(f"entry {index}: {exc}") from None
+            if origin not in origins:
+                origins.append(origin)
+        return tuple(origins)
 
 
 class WorkflowSettings(_Section):

@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from trackwire.__about__ import __version__
 from trackwire.actions.hosted import Action
@@ -27,6 +26,7 @@ from trackwire.web.actions import actions_router
 from trackwire.web.api import api_router
 from trackwire.web.auth import COOKIE, Auth, NeedLogin
 from trackwire.web.backend import Backend
+from trackwire.web.headers import SecurityHeaders, frame_origins
 from trackwire.web.hooks import hooks_router
 from trackwire.web.invocations import invocations_router
 from trackwire.web.kitsu_cors import KitsuActionCors
@@ -41,24 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["create_app", "create_store_app"]
 
 STATIC = Path(__file__).parent / "static"
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "frame-ancestors 'none'"
-)
-
-
-class SecurityHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if request.url.path.startswith(
-            ("/api", "/events", "/groups", "/deadletters", "/live", "/invocations", "/workflows")
-        ):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
 
 def _safe_next(value: str | None) -> str:
@@ -72,9 +54,12 @@ def create_app(daemon: Daemon, settings: WebSettings) -> FastAPI:
     return build_app(Backend.for_daemon(daemon), settings)
 
 
-def create_store_app(store: Store, settings: WebSettings) -> FastAPI:
-    """The app for a store alone: no live state; actions are written to the store for a daemon to pick up."""
-    return build_app(Backend.for_store(store), settings)
+def create_store_app(store: Store, settings: WebSettings, *, shotgrid_site: str | None = None) -> FastAPI:
+    """The app for a store alone: no live state; actions are written to the store for a daemon to pick up.
+
+    ``shotgrid_site`` (``[shotgrid] site``) may frame the action pages, like ``[web] frame_ancestors``.
+    """
+    return build_app(Backend.for_store(store), settings, shotgrid_site=shotgrid_site)
 
 
 def build_app(
@@ -83,8 +68,11 @@ def build_app(
     *,
     actions: Mapping[str, Action] | None = None,
     action_settings: HostedActionsSettings | None = None,
+    shotgrid_site: str | None = None,
 ) -> FastAPI:
-    """The app; ``actions`` and ``action_settings`` replace the daemon's ``[hosted_actions]`` (tests, embedding)."""
+    """The app; ``actions`` and ``action_settings`` replace the daemon's ``[hosted_actions]``, ``shotgrid_site``
+    its ``[shotgrid] site`` (tests, embedding). The action pages may be framed by that site's origin and by
+    ``settings.frame_ancestors`` (see :mod:`trackwire.web.headers`)."""
     app = FastAPI(
         title="Trackwire",
         version=__version__,
@@ -101,7 +89,9 @@ def build_app(
         metrics.start_at(backend.store.last_id())
     except Exception:  # the store may open later; counting then starts at the first scrape
         pass
-    app.add_middleware(SecurityHeaders)
+    if shotgrid_site is None and backend.daemon is not None:
+        shotgrid_site = backend.daemon.settings.shotgrid.site
+    app.add_middleware(SecurityHeaders, frame_ancestors=frame_origins(shotgrid_site, settings.frame_ancestors))
     if action_settings is not None:
         kitsu_origins = action_settings.kitsu_origins
     else:

@@ -64,13 +64,13 @@ async def serve(daemon: Daemon, settings: WebSettings, stop: asyncio.Event) -> N
         await asyncio.to_thread(app.state.backend.close)  # background actions: grace, then interrupted
 
 
-def serve_store(store_url: str, settings: WebSettings) -> None:
+def serve_store(store_url: str, settings: WebSettings, *, shotgrid_site: str | None = None) -> None:
     """``trackwire web``: serve the app against a store alone until SIGINT/SIGTERM."""
     from trackwire.store import open_store
     from trackwire.web.app import create_store_app
 
     store = open_store(store_url)
-    app = create_store_app(store, settings)
+    app = create_store_app(store, settings, shotgrid_site=shotgrid_site)
     config = uvicorn.Config(
         app,
         host=settings.host,
