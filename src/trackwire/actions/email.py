@@ -25,7 +25,7 @@ def check(params: dict[str, Any]) -> str | None:
 
 
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    variables = ctx.template_vars()
+    variables = ctx.variables
     settings = ctx.settings
     to = render(params["to"], variables)
     recipients = [to] if isinstance(to, str) else [str(t) for t in to]

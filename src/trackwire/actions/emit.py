@@ -21,7 +21,7 @@ def check(params: dict[str, Any]) -> str | None:
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
     if ctx.emit is None:
         raise ActionError("emitting events needs the daemon's store", retry=False)
-    variables = ctx.template_vars()
+    variables = ctx.variables
     data = render(params.get("data", {}), variables)
     if not isinstance(data, dict):
         raise ActionError("emit: 'data' must be a table", retry=False)

@@ -13,7 +13,9 @@ import asyncio
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,15 +59,31 @@ def resolve(target: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
+RECHECK = 1.0  # seconds between two looks at a function file's modification time
+
+
+def _stamp(where: str) -> int | None:
+    try:
+        return os.stat(where).st_mtime_ns
+    except OSError:
+        return None
+
+
 def _cached(target: str, cache: dict[str, Any]) -> Callable[..., Any]:
-    """``resolve`` once per target (a file is loaded again when it changes)."""
-    where = target.rpartition(":")[0]
-    stamp = Path(where).stat().st_mtime_ns if where.endswith(".py") and Path(where).exists() else None
+    """``resolve`` once per target. A ``file.py`` target is loaded again when the file changes; its
+    modification time is looked at most once per ``RECHECK`` seconds, not on every call (a burst calls the
+    same function thousands of times a second)."""
     found = cache.get(target)
+    now = time.monotonic()
+    if found is not None and now - found[2] < RECHECK:
+        return found[1]  # type: ignore[no-any-return]
+    where = target.rpartition(":")[0]
+    stamp = _stamp(where) if where.endswith(".py") else None
     if found is not None and found[0] == stamp:
+        cache[target] = (stamp, found[1], now)
         return found[1]  # type: ignore[no-any-return]
     fn = resolve(target)
-    cache[target] = (stamp, fn)
+    cache[target] = (stamp, fn, now)
     return fn
 
 
@@ -78,6 +96,8 @@ async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str
     try:
         if inspect.iscoroutinefunction(fn):
             result = await fn(context=variables, **args)
+        elif ctx.threads is not None:
+            result = await ctx.threads.call(lambda: fn(context=variables, **args))
         else:
             result = await asyncio.to_thread(lambda: fn(context=variables, **args))
     except ActionError:

@@ -24,7 +24,7 @@ def check(params: dict[str, Any]) -> str | None:
 
 
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    variables = ctx.template_vars()
+    variables = ctx.variables
     argv = [str(a) for a in render(params["command"], variables)]
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in render(params.get("env", {}), variables).items()})

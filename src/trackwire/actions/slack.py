@@ -24,7 +24,7 @@ def check(params: dict[str, Any]) -> str | None:
 
 
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    variables = ctx.template_vars()
+    variables = ctx.variables
     token = params.get("token") or (ctx.settings.slack_token.get_secret_value() if ctx.settings.slack_token else None)
     if not token:
         raise ActionError("no Slack token: set automations.slack_token", retry=False)

@@ -21,7 +21,7 @@ def check(params: dict[str, Any]) -> str | None:
 
 
 async def run(params: dict[str, Any], ctx: ActionContext, timeout: float) -> str:
-    variables = ctx.template_vars()
+    variables = ctx.variables
     url = str(render(params["url"], variables))
     method = str(params.get("method", "POST")).upper()
     headers = {str(k): str(v) for k, v in render(params.get("headers", {}), variables).items()}

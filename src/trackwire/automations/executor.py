@@ -18,6 +18,7 @@ from typing import Any
 
 from trackwire.actions import ActionContext, ActionError, run_action
 from trackwire.actions.base import Emit
+from trackwire.actions.threads import FunctionThreads
 from trackwire.automations.state import AutomationState, FiringRecord
 from trackwire.config import AutomationSettings
 from trackwire.core.event import Event
@@ -52,6 +53,12 @@ class ActionExecutor:
     _writes: list[tuple[str, str, list[dict[str, Any]], asyncio.Future[None]]] = field(default_factory=list, init=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False)
     _functions: dict[str, Any] = field(default_factory=dict, init=False)
+    _threads: FunctionThreads = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Hung plain functions keep their threads (Python cannot kill a thread): leave room beyond the
+        # concurrency limit before calls have to queue behind them.
+        self._threads = FunctionThreads(limit=max(8, 4 * self.settings.action_concurrency))
 
     def submit(self, firing_ids: Sequence[str], records: Mapping[str, FiringRecord] | None = None) -> None:
         """Run the actions of these firings; ``records``: the ones just recorded, so they need no read back."""
@@ -80,6 +87,7 @@ class ActionExecutor:
         finally:
             for task in list(self._tasks):
                 task.cancel()
+            self._threads.shutdown()
 
     async def idle(self) -> bool:
         return self._queue.empty() and not self._tasks
@@ -132,6 +140,7 @@ class ActionExecutor:
                 emit=self.emit,
                 depth=depth,
                 functions=self._functions,
+                threads=self._threads,
             )
             if self.on_start is not None:
                 self.on_start(record, index)
@@ -186,7 +195,8 @@ class ActionExecutor:
         for attempt in range(1, attempts + 1):
             started = time.monotonic()
             try:
-                detail = await asyncio.wait_for(run_action(kind, params, ctx, timeout), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per attempt, unlike wait_for
+                    detail = await run_action(kind, params, ctx, timeout)
             except ActionError as exc:
                 errors.append(f"attempt {attempt}: {exc}")
                 if not exc.retry:
