@@ -6,7 +6,10 @@
 Part 1 loads 100 automations (reactive thresholds with ``for_each`` over 1,000 shots, plus some proactive
 and compound ones), feeds events that every automation's type filter accepts, and counts one "matched
 evaluation" per (event, automation) pair that reached bucket logic. Part 2 (see ``burst``) runs the real
-service on SQLite and measures, for a burst of 1,000 events, the time from append to each action's start.
+service on SQLite and measures, for a burst of 1,000 events, the time from append to each action's start:
+the headline burst has each event match 2 of the 100 automations (the issue's Prefect figure, 13 s at
+100-150 matched evaluations/s, is ~1.5-2 per event), run ``--repeat`` times; then a mixed burst (~6 per event)
+and a stress burst where every event matches all 100.
 """
 
 from __future__ import annotations
@@ -132,11 +135,17 @@ def automation_files(folder: Path, action_file: Path, types: int = 1) -> None:
     (folder / "bench.toml").write_text("\n".join(lines) + "\n")
 
 
-def burst(n: int = 1000, types: int = 1) -> None:
+def matches_per_event(n: int, types: int) -> list[int]:
+    """How many of the 100 automations each event of the burst matches (the immediate one matches all)."""
+    return [1 + sum(1 for i in range(99) if event_type(i, types) == event_type(k, types)) for k in range(n)]
+
+
+def burst(n: int = 1000, types: int = 1, label: str = "") -> float | None:
     """A burst of ``n`` events into a real daemon (SQLite, FULL sync): latency from append to action start.
 
     The latency of event ``i`` is from the moment the burst's append starts to the start of the action its
-    firing of "immediate" runs; p99 is the 990th of the 1,000 sorted latencies."""
+    firing of "immediate" runs; p99 is the 990th of the 1,000 sorted latencies (returned, in seconds). Each
+    call starts a fresh daemon; the first one in a process also pays the first imports of the action code."""
     from trackwire.automations.service import AutomationService
     from trackwire.config import load_settings
     from trackwire.runtime.daemon import Daemon
@@ -197,29 +206,47 @@ def burst(n: int = 1000, types: int = 1) -> None:
         appended, drained = asyncio.run(main())
         latencies = sorted(t - appended for t in starts.values())
         if not latencies:
-            print("burst: no action started")
-            return
+            print(f"burst, {label}: no action started")
+            return None
         p50 = statistics.median(latencies)
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        matched = "every event matches all 100 automations" if types == 1 else f"each event matches ~{99 // types + 1}"
+        per_event = matches_per_event(n, types)
+        low, high = min(per_event), max(per_event)
+        each = f"{low}" if low == high else f"{low}-{high} (mean {sum(per_event) / n:.2f})"
         print(
-            f"burst ({matched}): {n} events into a daemon with 100 automations: {len(latencies)} actions started, "
-            f"drained in {drained:.2f} s; event->action start p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {latencies[-1] * 1000:.0f} ms; {cpu[0]:.2f} s of CPU"
+            f"burst, {label} (each event matches {each} of the 100 automations; {sum(per_event):,} matched "
+            f"evaluations): {n} events, {len(latencies)} actions started, drained in {drained:.2f} s; "
+            f"event->action start p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms; "
+            f"{cpu[0]:.2f} s of CPU"
         )
+        return p99
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--core", action="store_true", help="only the pure evaluator")
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--no-mix", action="store_true", help="skip the burst where events match ~5 automations")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the headline burst (a fresh daemon each)")
+    parser.add_argument("--no-stress", action="store_true", help="skip the mixed and all-match bursts")
     args = parser.parse_args()
-    core(args.events)
-    if not args.core:
-        burst()
-        if not args.no_mix:
-            burst(types=20)
+    rate = core(args.events)
+    print(f"core evaluator: {rate:,.0f} matched trigger evaluations/s (target >= 10,000: {_ok(rate >= 10_000)})")
+    if args.core:
+        return
+    p99s = [burst(types=99, label=f"headline run {run + 1}") for run in range(args.repeat)]
+    if p99s and all(p is not None for p in p99s):
+        worst = max(p for p in p99s if p is not None)
+        print(
+            f"headline burst p99 (each event matches 2 automations), worst of {len(p99s)} runs: "
+            f"{worst * 1000:.0f} ms (target <= 200 ms: {_ok(worst <= 0.2)})"
+        )
+    if not args.no_stress:
+        burst(types=20, label="mixed")
+        burst(types=1, label="stress")
+
+
+def _ok(ok: bool) -> str:
+    return "OK" if ok else "NOT MET"
 
 
 if __name__ == "__main__":
