@@ -137,7 +137,10 @@ def automation_files(folder: Path, action_file: Path, types: int = 1) -> None:
 
 def matches_per_event(n: int, types: int) -> list[int]:
     """How many of the 100 automations each event of the burst matches (the immediate one matches all)."""
-    return [1 + sum(1 for i in range(99) if event_type(i, types) == event_type(k, types)) for k in range(n)]
+    per_type: dict[str, int] = {}
+    for i in range(99):
+        per_type[event_type(i, types)] = per_type.get(event_type(i, types), 0) + 1
+    return [1 + per_type.get(event_type(k, types), 0) for k in range(n)]
 
 
 def burst(n: int = 1000, types: int = 1, label: str = "") -> float | None:

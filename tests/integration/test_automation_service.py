@@ -209,3 +209,37 @@ def test_explain_tells_from_the_recorded_firings_and_state_why_each_event_fired_
     ranged = explain("--from", "1", "--to", "8")
     assert ranged.count("fired: firing") == 6 and ranged.count("waiting in t [0]") == 1
     assert "8 events, 2 firings of notes-burst caused by them" in ranged
+
+
+def test_show_lists_the_buckets_that_only_the_journal_holds_yet(tmp_path: Path, httpserver: HTTPServer) -> None:
+    from typer.testing import CliRunner
+
+    from trackwire.automations.commands import app
+
+    httpserver.expect_request("/notes").respond_with_data("ok")
+    (tmp_path / "automations").mkdir()
+    (tmp_path / "automations" / "notes.toml").write_text(THRESHOLD.format(url=httpserver.url_for("/notes")))
+    config = tmp_path / "trackwire.toml"
+    config.write_text('[store]\nurl = "sqlite:///tw.db"\n[web]\nenabled = false\n[automations]\npath = "automations"\n')
+
+    def show() -> str:
+        result = CliRunner().invoke(app, ["show", "notes-burst", "--config", str(config)], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    async def scenario(daemon: Daemon, store: SqliteStore, service: AutomationService) -> None:
+        store.append([note(i, shot=7) for i in range(2)] + [note(9, shot=8)])
+        daemon.notify_appended()
+        assert service.state is not None
+        await until(lambda: 3 in service._applied)
+        # no checkpoint since the start (checkpoint_interval = 600): the buckets are only in the journal
+        assert service.state.state_of("notes-burst") == []
+        live = await asyncio.to_thread(show)
+        assert "open state entries: 2 (the last checkpoint and " in live
+        assert "journaled evaluation steps replayed over it)" in live
+        assert "t [7]: 2 pending" in live and "t [8]: 1 pending" in live
+
+    with_daemon(tmp_path, scenario, checkpoint_interval=600)
+    stopped = show()  # a clean stop checkpoints: the same buckets, nothing left to replay
+    assert "open state entries: 2 (the last checkpoint)" in stopped
+    assert "t [7]: 2 pending" in stopped and "t [8]: 1 pending" in stopped

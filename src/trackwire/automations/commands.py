@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,7 +16,7 @@ from trackwire.errors import ConfigError
 if TYPE_CHECKING:  # imported inside the commands, so `trackwire` starts fast
     from trackwire.automations.state import AutomationState, FiringRecord
     from trackwire.core.event import Event
-    from trackwire.core.triggers import Automation
+    from trackwire.core.triggers import Automation, StateKey
     from trackwire.ports import EventStore
 
 __all__ = ["app"]
@@ -95,7 +95,8 @@ def list_(config: ConfigOption = None) -> None:
 
 @app.command()
 def show(name: str, config: ConfigOption = None, limit: int = 20) -> None:
-    """One automation: its trigger, actions, open buckets and recent firings with action outcomes."""
+    """One automation: its trigger, actions, open buckets (as committed: the checkpoint plus the journal) and
+    recent firings with action outcomes."""
     from trackwire.automations.dryrun import describe
 
     settings = _settings(config)
@@ -112,13 +113,47 @@ def show(name: str, config: ConfigOption = None, limit: int = 20) -> None:
     state = _state(settings)
     if state is None:
         return
-    buckets = state.state_of(name)
-    console.print(f"open state entries: {len(buckets)}")
-    for path, key, value in buckets[:limit]:
-        size = len(value.get("times", value.get("windows", value.get("children", []))))
-        console.print(f"  {path} [{key}]: {size} pending")
-    console.print(_firings_table(state.firings(name, limit)))
-    state.close()
+    from trackwire.store import open_store
+
+    store = open_store(settings.store_url)
+    try:
+        steps = len(state.journal())
+        durable = _durable_state(found, settings, state, store)
+        console.print(
+            f"open state entries: {len(durable)} (the last checkpoint"
+            + (f" and {steps} journaled evaluation steps replayed over it)" if steps else ")")
+        )
+        for (_, path, key), value in sorted(durable.items(), key=lambda item: item[0])[:limit]:
+            size = len(value.get("times", value.get("windows", value.get("children", []))))
+            console.print(f"  {path} [{key}]: {size} pending")
+        console.print(_firings_table(state.firings(name, limit)))
+    finally:
+        store.close()
+        state.close()
+
+
+def _durable_state(
+    found: Automation,
+    settings: Settings,
+    state: AutomationState,
+    store: EventStore,
+    notes: list[str] | None = None,
+) -> dict[StateKey, dict[str, Any]]:
+    """The automation's committed trigger state: the last checkpoint with the journal replayed over it, as the
+    daemon restores it at start (the checkpoint alone misses everything evaluated since it was written).
+    ``notes`` collects the replay's narration."""
+    from trackwire.automations.replay import durable_evaluator
+
+    durable, _ = durable_evaluator(
+        state,
+        [found],
+        lambda ids: [r.event for r in store.get_records(ids)],
+        lateness=settings.automations.lateness,
+        max_depth=settings.automations.max_depth,
+        follow_bound=settings.automations.follow_bound,
+        trace=None if notes is None else notes.append,
+    )
+    return {k: v for k, v in durable.state.items() if k[0] == found.name}
 
 
 @app.command()
@@ -202,7 +237,6 @@ def _explain_recorded(
     import time
 
     from trackwire.automations.explain import Recorded, explain_event, summary
-    from trackwire.automations.replay import durable_evaluator
     from trackwire.automations.service import GROUP
     from trackwire.store import open_store
 
@@ -213,15 +247,7 @@ def _explain_recorded(
     store = open_store(settings.store_url)
     try:
         notes: list[str] = []
-        durable, _ = durable_evaluator(
-            state,
-            [found],
-            lambda ids: [r.event for r in store.get_records(ids)],
-            lateness=settings.automations.lateness,
-            max_depth=settings.automations.max_depth,
-            follow_bound=settings.automations.follow_bound,
-            trace=notes.append,
-        )
+        durable = _durable_state(found, settings, state, store, notes)
         position = next((g.position for g in store.groups() if g.name == GROUP), None)
         if event is not None:
             first, last = event, event
@@ -236,7 +262,7 @@ def _explain_recorded(
         recorded = Recorded(
             found,
             state.firings_with(found.name, first, last),
-            {k: v for k, v in durable.state.items() if k[0] == found.name},
+            durable,
             position,
             state.applied(first - 1),
             notes,
