@@ -97,6 +97,9 @@ class EngineSettings(_Section):
     batch_size: int = Field(500, ge=1, description="events handed to a worker process at once")
     max_outstanding: int = Field(20_000, ge=1, description="events a group holds in memory at most")
     shutdown_grace: float = Field(2.5, ge=0, description="seconds running callbacks get on stop (keep it under 4)")
+    gc_threshold: int = Field(
+        10_000, ge=0, description="allocations between young garbage collections in the daemon (0: leave Python's 700)"
+    )
 
 
 class PluginPathSettings(_Section):
