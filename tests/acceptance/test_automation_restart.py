@@ -86,6 +86,7 @@ def test_killed_at_random_moments_every_shot_fires_once_per_five_notes(tmp_path:
     config = setup(tmp_path)
     rng = random.Random(11)
     sent: list[int] = []
+    shot_of: dict[int, int] = {}  # note id -> shot (the firings' emitted events take ids between the notes)
     with daemon(config) as d:
         for life in range(3):
             d.start()
@@ -95,7 +96,10 @@ def test_killed_at_random_moments_every_shot_fires_once_per_five_notes(tmp_path:
             shots = [rng.randrange(4) for _ in range(40)]
             with d.store() as store:
                 for chunk in range(0, 40, 8):
-                    store.append(notes(len(sent) + chunk, shots[chunk : chunk + 8]))
+                    appended = store.append(notes(len(sent) + chunk, shots[chunk : chunk + 8]))
+                    for event_id, shot in zip(appended.ids, shots[chunk : chunk + 8], strict=True):
+                        assert event_id is not None
+                        shot_of[event_id] = shot
             sent.extend(shots)
             d.kill()
         d.start()
@@ -115,7 +119,7 @@ def test_killed_at_random_moments_every_shot_fires_once_per_five_notes(tmp_path:
             used = [i for f in firings for i in f.events]
             assert len(used) == len(set(used)) == 5 * want, "no note counted twice"
             for f in firings:
-                assert {sent[i - 1] for i in f.events} == {int(f.key)}
+                assert {shot_of[i] for i in f.events} == {int(f.key)}
         finally:
             state.close()
         with d.store() as store:

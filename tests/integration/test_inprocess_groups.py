@@ -119,3 +119,81 @@ def test_a_key_stuck_in_retry_with_thousands_of_events_behind_it_never_stops_the
 
     asyncio.run(scenario())
     assert seen == list(range(3001, 3051)), f"Shot 2's events were held back behind Shot 1 ({len(seen)} of 50 seen)"
+
+
+def test_a_batch_handler_sees_events_in_log_order_and_a_failed_event_holds_back_only_its_own_key(
+    tmp_path: Path,
+) -> None:
+    calls: list[list[int]] = []
+    handled: list[tuple[str, int]] = []
+    attempts: dict[int, int] = {}
+
+    async def one(event: Event) -> None:
+        raise AssertionError("a group with a batch handler is handed batches")
+
+    def shot1() -> list[int]:
+        return [i for shot, i in handled if shot == "Shot:1"]
+
+    def settled() -> bool:  # every event handled, and shot 1's last three after 5's successful attempt
+        seen = shot1()
+        return len({i for _, i in handled}) == 12 and attempts.get(5) == 3 and seen[-3:] == [5, 8, 11]
+
+    async def many(events: list[Event]) -> list[BaseException | None]:
+        calls.append([e.id or 0 for e in events])
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            assert event.id is not None
+            attempts[event.id] = attempts.get(event.id, 0) + 1
+            if event.data.get("flaky") and attempts[event.id] < 3:
+                outcomes.append(Retry("not yet", after=0.01))
+                continue
+            handled.append((str(event.entity), event.id))
+            outcomes.append(None)
+        return outcomes
+
+    async def scenario() -> None:
+        settings = load_settings(
+            None,
+            overrides={"store.url": f"sqlite:///{tmp_path / 'tw.db'}", "web.enabled": False, "log.file": ""},
+        )
+        store = SqliteStore(tmp_path / "tw.db")
+        daemon = Daemon(settings, store=store)
+        registered = asyncio.Event()
+
+        async def service(d: Daemon) -> None:
+            consumer = InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), one, batch=many)
+            await d.add_consumer_group("recorder", [consumer])
+            registered.set()
+
+        daemon.services.append(service)
+        runner = asyncio.create_task(daemon.run(install_signals=False))
+        await asyncio.wait_for(registered.wait(), 30)
+        store.append(
+            [
+                Event(
+                    source="t",
+                    source_id=str(i),
+                    type="Shotgun_Shot_Change",
+                    entity=Ref("Shot", i % 3),
+                    data={"flaky": i == 4},
+                )
+                for i in range(12)
+            ]
+        )
+        daemon.notify_appended()
+        deadline = asyncio.get_running_loop().time() + 20
+        while not settled() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        daemon.request_stop()
+        await runner
+
+    asyncio.run(scenario())
+    assert all(call == sorted(call) for call in calls)
+    assert len(calls) < 12  # batches, not one call per event
+    # event 5 (shot 1) failed twice: shot 1's later events, handled in the same batches, were reported as not
+    # run and handed over again after 5, until 5 succeeded; the other shots were never held back
+    assert settled(), handled
+    assert attempts[5] == 3 and attempts[8] >= 2 and attempts[11] >= 2
+    assert shot1()[-3:] == [5, 8, 11] and shot1().count(5) == 1
+    others = [i for shot, i in handled if shot != "Shot:1"]
+    assert sorted(others) == [1, 3, 4, 6, 7, 9, 10, 12]  # the other shots: once each, never held back

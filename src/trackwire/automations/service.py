@@ -162,7 +162,9 @@ class AutomationService:
             # Evaluation is synchronous and short; a handler then waits for the group commit. Many handlers
             # in flight make each commit (one sync) carry many events, instead of 64 per sync.
             await daemon.add_consumer_group(
-                GROUP, [InProcessConsumer("automations.evaluate", _Everything(), self._handle)], concurrency=1024
+                GROUP,
+                [InProcessConsumer("automations.evaluate", _Everything(), self._handle, batch=self._handle_many)],
+                concurrency=1024,
             )
             tasks.append(asyncio.create_task(self._sweeper(), name="automations:sweeper"))
             tasks.append(asyncio.create_task(self._watch(), name="automations:reload"))
@@ -203,6 +205,41 @@ class AutomationService:
             # behind them. Stepping behind it lets the evaluations done so far commit (and their actions
             # start) while the rest of the burst is evaluated, instead of after all of it.
             await asyncio.sleep(0)
+        self._evaluate(event)
+        await self._commit()
+
+    async def _handle_many(self, events: list[Event]) -> list[BaseException | None]:
+        """A batch of the engine's, in log order: evaluated in slices of a few milliseconds, each slice
+        handed to the flusher before the next is evaluated (so the first events of a burst commit, and their
+        actions start, while the rest is evaluated); done when every slice is committed."""
+        if self._recovering is not None:
+            return [Retry("automation state is being reloaded after a failed write", after=1.0)] * len(events)
+        outcomes: list[BaseException | None] = [None] * len(events)
+        commits: list[asyncio.Future[None]] = []
+        slice_start = time.monotonic()
+        for index, event in enumerate(events):
+            if event.id is not None and event.id in self._applied:
+                continue
+            try:
+                self._evaluate(event)
+            except Exception as exc:  # this event fails (and is retried); the others go on
+                log.exception("evaluating event %s failed", event.id)
+                outcomes[index] = exc
+            if time.monotonic() - slice_start > 0.005:
+                commits.append(self._commit_later())
+                await asyncio.sleep(0)  # the flusher takes the slice
+                if self._recovering is not None:  # a write failed: the state is being reloaded under us
+                    await asyncio.gather(*commits, return_exceptions=True)
+                    return [Retry("automation state is being reloaded after a failed write", after=1.0)] * len(events)
+                slice_start = time.monotonic()
+        commits.append(self._commit_later())
+        done = await asyncio.gather(*commits, return_exceptions=True)
+        failed = next((r for r in done if isinstance(r, BaseException)), None)
+        if failed is not None:  # slices committed before it are recorded as applied: their redelivery is a no-op
+            return [failed] * len(events)
+        return outcomes
+
+    def _evaluate(self, event: Event) -> None:
         now, low = self.clock.time(), self._low_water()
         firings = self.evaluator.on_event(event, now, low)
         self._firings.extend(firings)
@@ -217,7 +254,6 @@ class AutomationService:
         if event.received is not None:
             self._last_received = max(self._last_received, event.received.timestamp())
         self._last_eval = time.monotonic()
-        await self._commit()
 
     def as_of(self) -> float:
         """The time proactive windows are judged at: now when the group has read the whole log, else the
@@ -252,10 +288,14 @@ class AutomationService:
     # -- group commit ----------------------------------------------------------------------------
 
     async def _commit(self) -> None:
+        await self._commit_later()
+
+    def _commit_later(self) -> asyncio.Future[None]:
+        """A future done when everything evaluated so far is durable (it rides on the next group commit)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(future)
         self._kick.set()
-        await future
+        return future
 
     def _should_checkpoint(self) -> bool:
         """Checkpoint when idle for a moment after ``checkpoint_interval``, or anyway after six intervals or a

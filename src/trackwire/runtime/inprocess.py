@@ -4,6 +4,12 @@ They are ordering groups like plugin groups (same ledger, same durable progress,
 dead letters) but their handlers are trusted Trackwire code, so they skip the worker process. A
 handler is an ``async`` function of the event; it steers its delivery with the same outcomes
 (``Retry``, ``Fail``, ``Skip``) as plugin callbacks.
+
+A group of one consumer that also has a ``batch`` handler gets each batch the engine hands over in one call
+(one task, one timeout, one report), its events in log order; it returns one outcome per event (``None``
+for done, or the exception to treat as that event's failure). After an event fails, the later events of
+its ordering key in the batch are reported as not run, whatever the handler returned for them, so they are
+delivered again after it: a batch handler must tolerate seeing an event again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from trackwire.runtime.protocol import ConsumerInfo, Result, RunItem, failure_re
 __all__ = ["InProcessConsumer", "InProcessWorker"]
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[list[BaseException | None]]]
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class InProcessConsumer:
     name: str
     matcher: Matcher
     handler: Handler
+    batch: BatchHandler | None = None  # many events in one call (see the module's docstring)
 
 
 @dataclass
@@ -64,6 +72,12 @@ class InProcessWorker:
         pass
 
     def submit(self, items: list[RunItem]) -> None:
+        batch = self.handlers[0].batch if len(self.handlers) == 1 else None
+        if batch is not None:
+            task = asyncio.create_task(self._run_batch(batch, items), name=f"{self.group}:batch:{items[0][0]}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         chains: dict[str, list[RunItem]] = {}
         for item in items:
             chains.setdefault(item[4], []).append(item)
@@ -86,6 +100,56 @@ class InProcessWorker:
                     results.extend((later[0], "notrun", -1, None, None, None, 0.0) for later in chain[index + 1 :])
                     break
             self.on_results(results)
+
+    async def _run_batch(self, handler: BatchHandler, items: list[RunItem]) -> None:
+        assert self._limit is not None
+        async with self._limit:
+            started = time.monotonic()
+            ordered = sorted(items, key=lambda item: item[0])
+            outcomes: list[BaseException | None] = [None] * len(ordered)
+            stopped: set[str] = set()  # ordering keys with a failed event: their later events do not run
+            events: list[Event] = []
+            slots: list[int] = []
+            for index, (event_id, body, _positions, _attempt, key) in enumerate(ordered):
+                if key in stopped:
+                    continue
+                try:
+                    events.append(decode_event(body, event_id))
+                    slots.append(index)
+                except Exception as exc:
+                    outcomes[index] = exc
+                    stopped.add(key)
+            if events:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        handled = await handler(events)
+                    if len(handled) != len(events):
+                        raise RuntimeError(f"a batch handler gave {len(handled)} outcomes for {len(events)} events")
+                except TimeoutError:
+                    handled = [TimeoutError(f"timed out after {self.timeout:g} s")] * len(events)
+                except Exception as exc:
+                    handled = [exc] * len(events)
+                for index, outcome in zip(slots, handled, strict=True):
+                    outcomes[index] = outcome
+            self.on_results(self._batch_results(ordered, outcomes, started))
+
+    @staticmethod
+    def _batch_results(ordered: list[RunItem], outcomes: list[BaseException | None], started: float) -> list[Result]:
+        results: list[Result] = []
+        stopped: set[str] = set()
+        elapsed = time.monotonic() - started
+        for (event_id, _body, _positions, _attempt, key), outcome in zip(ordered, outcomes, strict=True):
+            if key in stopped:
+                results.append((event_id, "notrun", -1, None, None, None, 0.0))
+            elif outcome is None or isinstance(outcome, Skip):
+                results.append((event_id, "ok", -1, None, None, None, elapsed))
+            elif isinstance(outcome, TimeoutError):
+                stopped.add(key)
+                results.append((event_id, "error", 0, str(outcome), None, None, elapsed))
+            else:
+                stopped.add(key)
+                results.append(failure_result(event_id, 0, outcome, started))
+        return results
 
     async def _run_item(self, item: RunItem) -> Result:
         event_id, body, positions, _attempt, _key = item
