@@ -39,7 +39,7 @@ def test_events_as_template_data_are_what_the_log_json_gives_back() -> None:
         source="s", source_id="1", type="T", id=3, entity=Ref("Shot", 1, "sh"), project=Ref("Project", 2),
         user=Ref("HumanUser", 3), old=(1,), new={"k": [1, {"z": 2}]}, received=datetime.now(UTC), follows=2,
         data={"a": (1, 2), "b": {"c": datetime.now(UTC)}, "d": date(2020, 1, 1), "e": {1: "x"}, "f": {"x"},
-              "g": b"hi", "h": None, "i": 1.5, "j": True},
+              "g": b"hi", "h": None, "i": 1.5, "j": True, "k": float("nan"), "l": [float("inf")]},
     )  # fmt: skip
     for event in (odd, Event(source="s", source_id="2", type="T", id=4)):
         expected = loads(encode_event(event))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -56,20 +57,23 @@ def events_json(events: Sequence[Event]) -> list[dict[str, Any]]:
     ]
 
 
-_ATOMS = (str, int, float, bool, type(None), datetime, date)
+_ATOMS = frozenset((str, int, bool, type(None), datetime, date))
 
 
 def _plain(value: Any) -> Any:
-    """A copy of ``value`` as the log's JSON would give it back (lists for tuples; datetimes and dates stay)."""
+    """A copy of ``value`` as the log's JSON would give it back (lists for tuples, null for NaN; datetimes and
+    dates stay)."""
     kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
     if kind is dict:
         if all(type(k) is str for k in value):
             return {k: _plain(v) for k, v in value.items()}
     elif kind is list or kind is tuple:
         return [_plain(v) for v in value]
-    elif isinstance(value, _ATOMS):
-        return value
-    return loads(dumps(value))  # anything else (sets, bytes, non-text keys...) exactly as a round trip
+    return loads(dumps(value))  # anything else (sets, bytes, non-text keys, subclasses...) as a round trip
 
 
 TEMPLATE_NAMES = (
