@@ -43,7 +43,8 @@ class DemoSource:
         if roll < 0.5:
             task_id = shot_id * 10 + rng.randrange(len(STEPS))
             old = self.status.get(task_id, "wtg")
-            new = STATUSES[min(STATUSES.index(old) + 1, len(STATUSES) - 1)] if rng.random() < 0.8 else "ip"
+            forward = STATUSES[min(STATUSES.index(old) + 1, len(STATUSES) - 1)]
+            new = forward if forward != old and rng.random() < 0.8 else rng.choice([s for s in STATUSES if s != old])
             self.status[task_id] = new
             entity = {"type": "Task", "id": task_id, "name": STEPS[task_id % len(STEPS)]}
             event_type, attribute = "Shotgun_Task_Change", "sg_status_list"
@@ -68,7 +69,7 @@ class DemoSource:
         else:
             entity = shot
             old = self.status.get(shot_id, "wtg")
-            new = rng.choice(STATUSES)
+            new = rng.choice([s for s in STATUSES if s != old])  # ShotGrid logs no change to the same value
             self.status[shot_id] = new
             event_type, attribute = "Shotgun_Shot_Change", "sg_status_list"
             meta = {
