@@ -51,6 +51,19 @@ _HOST = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?|\[[0-9a-f:.]+\]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _origin_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry as its origin (see :func:`http_origin`), in order, each once; a bad entry named by index."""
+    origins: list[str] = []
+    for index, item in enumerate(value):
+        try:
+            origin = http_origin(item)
+        except ValueError as exc:
+            raise ValueError(f"entry {index}: {exc}") from None
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
 def http_origin(url: str, *, whole: bool = True) -> str:
     """The origin ``scheme://host[:port]`` of an http(s) URL, lower-cased, a default port left out.
 
@@ -180,15 +193,7 @@ class WebSettings(_Section):
     @field_validator("frame_ancestors")
     @classmethod
     def _origins_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        origins: list[str] = []
-        for index, item in enumerate(value):
-            try:
-                origin = http_origin(item)
-            except ValueError as exc:
-                raise ValueError(f"entry {index}: {exc}") from None
-            if origin not in origins:
-                origins.append(origin)
-        return tuple(origins)
+        return _origin_list(value)
 
 
 class WorkflowSettings(_Section):
@@ -314,6 +319,14 @@ class HostedActionsSettings(_Section):
     allow_without_token: bool = Field(
         False, description="serve a tracker's actions with no token set (only on a trusted network)"
     )
+
+    @field_validator("kitsu_origins")
+    @classmethod
+    def _kitsu_origins_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # a browser's Origin header is exactly scheme://host[:port]: an entry with a path or a default port
+        # written out would never match it, and every custom action from Kitsu would be refused
+        return _origin_list(value)
+
     job_workers: int = Field(4, ge=1, le=64, description="background actions run at most this many at once")
     job_timeout: float = Field(3600.0, gt=0, description="a background action still running after this many s fails")
     job_retention_days: float = Field(

@@ -106,3 +106,21 @@ def test_the_policy_frames_nowhere_or_in_trackwire_and_the_named_origins_only() 
         "; frame-ancestors 'self' https://studio.shotgrid.autodesk.com https://studio.shotgunstudio.com"
     )
     assert framed.startswith("default-src 'self'; script-src 'self';")
+
+
+def test_kitsu_origins_are_normalised_so_the_browsers_origin_header_matches(tmp_path: Path) -> None:
+    path = tmp_path / "trackwire.toml"
+    path.write_text(
+        '[hosted_actions]\nkitsu_origins = ["https://Kitsu.Studio.com/", "https://kitsu.studio.com:443"]\n',
+        encoding="utf-8",
+    )
+    assert load_settings(path).hosted_actions.kitsu_origins == ("https://kitsu.studio.com",)
+
+
+def test_a_kitsu_origin_with_a_path_stops_start_up_naming_the_key_and_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "trackwire.toml"
+    path.write_text('[hosted_actions]\nkitsu_origins = ["https://kitsu.studio.com/api"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.key == "hosted_actions.kitsu_origins"
+    assert "entry 0" in str(caught.value) and "has more than an origin" in str(caught.value)
