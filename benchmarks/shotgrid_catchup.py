@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/shotgrid_catchup.py [--events 20000] [--concurrency 64]
 
     .venv/bin/python benchmarks/shotgrid_catchup.py --shotgunevents ~/src/shotgunEvents/src  # + baseline
+    SHOTGUNEVENTS_SRC=~/src/shotgunEvents/src make bench                                     # the same
 
 Three runs of `trackwire run` (a subprocess, SQLite store, real shotgun-api3 client against the fake
 ShotGrid server in this process): 1 no-op plugin, 10 no-op plugins, and 10 plugins that each wait
@@ -251,7 +252,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--entities", type=int, default=500, help="distinct shots the events touch")
     parser.add_argument("--concurrency", type=int, default=64, help="entities handled at once by the group")
-    parser.add_argument("--shotgunevents", type=Path, help="a shotgunEvents checkout's src folder: measure it too")
+    parser.add_argument(
+        "--shotgunevents",
+        type=Path,
+        default=os.environ.get("SHOTGUNEVENTS_SRC") or None,
+        help="a shotgunEvents checkout's src folder: measure it too (default: $SHOTGUNEVENTS_SRC)",
+    )
     parser.add_argument("--io-events", type=int, default=600, help="events for shotgunEvents' 5 ms I/O case")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
