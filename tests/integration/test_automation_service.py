@@ -241,5 +241,5 @@ def test_show_lists_the_buckets_that_only_the_journal_holds_yet(tmp_path: Path, 
 
     with_daemon(tmp_path, scenario, checkpoint_interval=600)
     stopped = show()  # a clean stop checkpoints: the same buckets, nothing left to replay
-    assert "open state entries: 2 (the last checkpoint)" in stopped
+    assert "open state entries: 2 (the last checkpoint)" in stopped, stopped
     assert "t [7]: 2 pending" in stopped and "t [8]: 1 pending" in stopped

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -171,12 +171,18 @@ class AutomationService:
             self.ready.set()
             await daemon.stop_event.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._final_checkpoint()
-            self._db.shutdown(wait=True)
-            state.close()
+            # The daemon cancels a service to stop it, and cancels what is left once more a little later: the
+            # final checkpoint must not be cut by that second cancel (the state thread and its connection
+            # would be left open, and the stop would not checkpoint).
+            await _finish_despite_cancellation(self._stop(tasks, state))
+
+    async def _stop(self, tasks: list[asyncio.Task[Any]], state: AutomationState) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._final_checkpoint()
+        self._db.shutdown(wait=True)
+        state.close()
 
     # -- evaluation ------------------------------------------------------------------------------
 
@@ -416,7 +422,9 @@ class AutomationService:
             return
         self._checkpoint_due = True
         try:
-            await asyncio.to_thread(self.state.commit, self._take())
+            # on the state thread, behind the commits still queued there: written from another thread, the
+            # checkpoint could land before them, and their journal rows after it
+            await asyncio.get_running_loop().run_in_executor(self._db, self._write, self._take())
         except Exception:
             log.exception("could not write the automation state at stop; the journal will be replayed at start")
 
@@ -508,3 +516,17 @@ async def automation_service(daemon: Daemon) -> None:
     service = AutomationService(daemon)
     daemon.automations = service  # type: ignore[attr-defined]
     await service.run()
+
+
+async def _finish_despite_cancellation(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to its end even if this task is cancelled meanwhile, then pass the cancellation on."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
