@@ -225,13 +225,129 @@ def burst(n: int = 1000, types: int = 1, label: str = "") -> float | None:
         return p99
 
 
+def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
+    """A checkpoint of a stress-size trigger state, alone and with a burst arriving as it starts.
+
+    The daemon loads the stress set (every automation expects the one type) and a stress burst (``n`` events
+    over 1,000 shots) leaves ~90,000 buckets changed; a checkpoint is then requested (as the sweeper does when
+    the group has been idle) and the longest gap between wake-ups of a 1 ms ticker on the event loop is
+    measured until it is committed. A second stress burst changes the buckets again; a checkpoint is
+    requested and, at once, ``n`` events matching only the immediate automation are appended: their latency
+    from append to action start (p99), as in ``burst``. Returns (longest gap, p99) in seconds."""
+    from trackwire.automations.service import AutomationService
+    from trackwire.config import load_settings
+    from trackwire.runtime.daemon import Daemon
+    from trackwire.store.sqlite import SqliteStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "automations").mkdir()
+        (root / "noop.py").write_text("def noop(context):\n    return None\n")
+        automation_files(root / "automations", root / "noop.py", 1)
+        starts: dict[int, float] = {}
+        out: dict[str, float] = {}
+
+        async def main() -> None:
+            settings = load_settings(
+                None,
+                overrides={
+                    "store.url": f"sqlite:///{root / 'tw.db'}",
+                    "web.enabled": False,
+                    "log.file": "",
+                    "log.level": "WARNING",
+                    "automations": {
+                        "path": str(root / "automations"),
+                        "action_concurrency": 64,
+                        "checkpoint_interval": 3600,  # only the checkpoints requested here
+                    },
+                },
+            )
+            store = SqliteStore(root / "tw.db")
+            daemon = Daemon(settings, store=store)
+            runner = asyncio.create_task(daemon.run(install_signals=False))
+            while getattr(daemon, "automations", None) is None:
+                await asyncio.sleep(0.01)
+            service: AutomationService = daemon.automations  # type: ignore[attr-defined]
+            await service.ready.wait()
+            service.executor.on_start = lambda record, index: starts.setdefault(
+                record.triggering_event or 0, time.perf_counter()
+            )
+
+            async def append(kind: str, first: int) -> float:
+                batch = [
+                    Event(source="bench", source_id=f"{kind}{first + i}", type=kind, entity=Ref("Shot", i % 1000),
+                          data={"frames": i % 100})
+                    for i in range(n)
+                ]  # fmt: skip
+                at = time.perf_counter()
+                ids = (await asyncio.to_thread(store.append, batch)).ids
+                daemon.notify_appended()
+                wanted = {i for i in ids if i is not None}
+                deadline = time.perf_counter() + 120
+                while not wanted <= starts.keys() and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.005)
+                out["p99"] = sorted(starts[i] - at for i in wanted if i in starts)[int(n * 0.99) - 1]
+                return at
+
+            async def checkpoint() -> float:
+                """Request a checkpoint; the longest loop gap until it is committed."""
+                before = service._last_checkpoint
+                gaps = [0.0]
+
+                async def ticker() -> None:
+                    last = time.perf_counter()
+                    while True:
+                        await asyncio.sleep(0.001)
+                        now = time.perf_counter()
+                        gaps[0] = max(gaps[0], now - last)
+                        last = now
+
+                tick = asyncio.create_task(ticker())
+                await asyncio.sleep(0.01)
+                service._checkpoint_due = True  # what the sweeper sets when the group is idle after the interval
+                service._commit_later()
+                while service._last_checkpoint == before:
+                    await asyncio.sleep(0.005)
+                tick.cancel()
+                return gaps[0]
+
+            await append("Shotgun_Shot_Change", 0)
+            await asyncio.sleep(1)  # idle: the stress burst's commits and actions are done
+            out["buckets"] = len(service.evaluator.state)
+            out["dirty"] = len(service.evaluator.dirty)
+            out["gap"] = await checkpoint()
+            await append("Shotgun_Shot_Change", n)
+            await asyncio.sleep(1)
+            out["dirty2"] = len(service.evaluator.dirty)
+            done = asyncio.create_task(checkpoint())
+            await append("Shotgun_Other_Change", 0)
+            await done
+            daemon.request_stop()
+            await runner
+
+        asyncio.run(main())
+        if "p99" not in out:
+            print("checkpoint stall: no action started")
+            return None
+        print(
+            f"checkpoint with {out['dirty']:,.0f} changed buckets ({out['buckets']:,.0f} in all): loop blocked "
+            f"{out['gap'] * 1000:.0f} ms longest; burst of {n} events (1 match each) appended as a checkpoint of "
+            f"{out['dirty2']:,.0f} changed buckets starts: event->action start p99 {out['p99'] * 1000:.0f} ms"
+        )
+        return out["gap"], out["p99"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--core", action="store_true", help="only the pure evaluator")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the headline burst (a fresh daemon each)")
     parser.add_argument("--no-stress", action="store_true", help="skip the mixed and all-match bursts")
+    parser.add_argument("--checkpoint", action="store_true", help="only the checkpoint stall")
     args = parser.parse_args()
+    if args.checkpoint:
+        checkpoint_stall()
+        return
     rate = core(args.events)
     print(f"core evaluator: {rate:,.0f} matched trigger evaluations/s (target >= 10,000: {_ok(rate >= 10_000)})")
     if args.core:
@@ -246,6 +362,7 @@ def main() -> None:
     if not args.no_stress:
         burst(types=20, label="mixed")
         burst(types=1, label="stress")
+        checkpoint_stall()
 
 
 def _ok(ok: bool) -> str:
