@@ -19,19 +19,20 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trackwire.automations.checkpoint import CheckpointBuilder
 from trackwire.automations.definitions import load_folder
 from trackwire.automations.executor import ActionExecutor
 from trackwire.automations.replay import replay
 from trackwire.automations.state import AutomationState, FiringRecord, JournalEntry, MemoryAutomationState, StateBatch
 from trackwire.core.clock import SystemClock
-from trackwire.core.event import Event, dumps
+from trackwire.core.event import Event
 from trackwire.core.triggers import Automation, Evaluator, Firing, StateKey
 from trackwire.errors import Retry
 from trackwire.ports import Clock
@@ -105,6 +106,10 @@ class AutomationService:
     _last_received: float = field(default=0.0, init=False)
     _last_prune: float = field(default=0.0, init=False)
     _watermark: int = field(default=0, init=False)
+    # A checkpoint being built in slices between evaluations (see ``checkpoint.py``); nothing of it is written
+    # until it is taken whole, in one batch.
+    _build: CheckpointBuilder | None = field(default=None, init=False)
+    _slice_seconds: float = field(default=0.004, init=False)
 
     @property
     def settings(self) -> Any:
@@ -305,8 +310,8 @@ class AutomationService:
 
     def _should_checkpoint(self) -> bool:
         """Checkpoint when idle for a moment after ``checkpoint_interval``, or anyway after six intervals or a
-        long journal (it bounds the replay at start). Serialising every changed bucket takes a while, so it is
-        kept out of bursts."""
+        long journal (it bounds the replay at start). Writing every changed bucket takes a while on the state
+        thread, so it is kept out of bursts."""
         if not self.evaluator.dirty and not self._journaled:
             return False
         since = time.monotonic() - self._last_checkpoint
@@ -314,16 +319,16 @@ class AutomationService:
         idle = time.monotonic() - self._last_eval > 0.5
         return (since >= interval and idle) or since >= 6 * interval or self._journaled >= 200_000
 
-    def _take(self) -> StateBatch:
-        evaluator = self.evaluator
-        checkpoint, self._checkpoint_due = self._checkpoint_due, False
-        upserts: tuple[tuple[StateKey, str], ...] = ()
+    def _take(self, checkpoint: bool = False) -> StateBatch:
+        """What was evaluated since the last take; with ``checkpoint``, also the state as of now (the build
+        in progress finished, or the whole of it serialised now), and the journal it replaces is emptied."""
+        upserts: Collection[tuple[StateKey, str]] = ()
         deletes: tuple[StateKey, ...] = ()
         journal, self._journal = tuple(self._journal), []
         if checkpoint:
-            dirty, evaluator.dirty = evaluator.dirty, set()
-            upserts = tuple((k, dumps(evaluator.state[k])) for k in dirty if k in evaluator.state)
-            deletes = tuple(k for k in dirty if k not in evaluator.state)
+            build, self._build = self._build or CheckpointBuilder.start(self.evaluator), None
+            self._checkpoint_due = False
+            upserts, deletes = build.finish(self.evaluator)
             journal = ()
         firings, self._firings = tuple(self._firings), []
         applied, self._applied_pending = tuple(self._applied_pending), []
@@ -338,25 +343,39 @@ class AutomationService:
         """Takes what was evaluated since the last take and commits it on the state thread. Commits are
         pipelined: the next batch is taken while the previous one is being written (the state thread runs
         them in order), so evaluation of a burst goes on while its first events commit and their actions
-        start. A checkpoint is taken only with nothing in flight."""
+        start. A due checkpoint is built in slices of a few milliseconds whenever nothing else is waiting
+        to commit (evaluations and their commits go on between slices), and taken whole, with nothing in
+        flight, once little is left to serialise."""
         assert self.state is not None
         loop = asyncio.get_running_loop()
         inflight: set[asyncio.Future[list[str]]] = set()
         while True:
+            if self._build is not None and not self._kick.is_set() and self._recovering is None:
+                if not self._build.ready(self.evaluator):
+                    self._build.step(self.evaluator, self._slice_seconds)
+                    await asyncio.sleep(0)  # evaluations (and their commits) go first
+                    continue
+                self._kick.set()  # little left: take the checkpoint
             self._flusher_waiting = True
             await self._kick.wait()
             self._flusher_waiting = False
-            if self._checkpoint_due and inflight:
+            if self._checkpoint_due and self._build is None and self._recovering is None:
+                self._build = CheckpointBuilder.start(self.evaluator)
+            final = self._build is not None and self._build.ready(self.evaluator)
+            if final and inflight:
                 await asyncio.wait(inflight)
+                final = self._build is not None and self._build.ready(self.evaluator)  # evaluations meanwhile
             elif len(inflight) >= 2:
                 await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
             if self._recovering is not None:
                 await self._recovering
                 continue
-            self._taken_at = time.monotonic()
             self._kick.clear()
             waiters, self._waiters = self._waiters, []
-            batch = self._take()
+            batch = self._take(final)
+            if not waiters and batch == StateBatch():
+                continue  # woken to build or take a checkpoint that is not ready yet: nothing to write
+            self._taken_at = time.monotonic()
             future = loop.run_in_executor(self._db, self._write, batch)
             inflight.add(future)
             future.add_done_callback(inflight.discard)
@@ -420,15 +439,18 @@ class AutomationService:
         assert self.state is not None
         if not hasattr(self, "evaluator"):
             return
-        self._checkpoint_due = True
+        if self._broken or self._recovering is not None:  # the state in memory is not what was committed
+            log.warning("automation state not checkpointed at stop; the journal will be replayed at start")
+            return
         try:
             # on the state thread, behind the commits still queued there: written from another thread, the
             # checkpoint could land before them, and their journal rows after it
-            await asyncio.get_running_loop().run_in_executor(self._db, self._write, self._take())
+            await asyncio.get_running_loop().run_in_executor(self._db, self._write, self._take(True))
         except Exception:
             log.exception("could not write the automation state at stop; the journal will be replayed at start")
 
     async def _reset(self) -> None:
+        self._build = None  # built from state that is not durable; the restore starts a new one
         self._firings = []
         self._applied_pending = []
         self._journal = []

@@ -6,7 +6,7 @@ The SQLite adapter is :class:`trackwire.store.sqlite.automation_state.SqliteAuto
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -62,7 +62,7 @@ class StateBatch:
     checkpoint; a checkpoint batch also carries the changed state entries (JSON text) and removed ones, and
     empties the journal (the entries it writes already contain every journaled step's effect)."""
 
-    upserts: tuple[tuple[StateKey, str], ...] = ()
+    upserts: Collection[tuple[StateKey, str]] = ()  # e.g. a finished checkpoint's ``dict.items()``
     deletes: tuple[StateKey, ...] = ()
     firings: tuple[Firing, ...] = ()
     applied: tuple[int, ...] = ()

@@ -76,7 +76,7 @@ class SqliteAutomationState:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if batch.upserts:
-                    conn.executemany(q.UPSERT_STATE, [(*k, v, stamp) for k, v in batch.upserts])
+                    conn.executemany(q.UPSERT_STATE, ((*k, v, stamp) for k, v in batch.upserts))
                 if batch.deletes:
                     conn.executemany(q.DELETE_STATE, list(batch.deletes))
                 for f in batch.firings:
