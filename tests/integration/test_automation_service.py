@@ -6,13 +6,18 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
+import pytest
 from pytest_httpserver import HTTPServer
 
+from trackwire.automations.checkpoint import CheckpointBuilder
 from trackwire.automations.replay import durable_evaluator
 from trackwire.automations.service import AutomationService
+from trackwire.automations.state import StateBatch
 from trackwire.config import load_settings
 from trackwire.core.event import Event, Ref
+from trackwire.core.triggers import Evaluator
 from trackwire.runtime.daemon import Daemon
 from trackwire.store.sqlite import SqliteStore
 from trackwire.store.sqlite.automation_state import SqliteAutomationState
@@ -243,3 +248,76 @@ def test_show_lists_the_buckets_that_only_the_journal_holds_yet(tmp_path: Path, 
     stopped = show()  # a clean stop checkpoints: the same buckets, nothing left to replay
     assert "open state entries: 2 (the last checkpoint)" in stopped, stopped
     assert "t [7]: 2 pending" in stopped and "t [8]: 1 pending" in stopped
+
+
+COUNTER = """
+[[automation]]
+name = "notes-count"
+[automation.trigger]
+expect = ["Shotgun_Note_New"]
+for_each = ["entity.id"]
+threshold = 3
+within = "10m"
+"""
+
+
+def test_an_event_arriving_while_a_large_checkpoint_is_built_is_committed_before_the_checkpoint_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "automations").mkdir()
+    (tmp_path / "automations" / "count.toml").write_text(COUNTER)
+    ops: list[tuple[str, object]] = []
+    late: list[int] = []
+    real_step = CheckpointBuilder.step
+
+    async def scenario(daemon: Daemon, store: SqliteStore, service: AutomationService) -> None:
+        assert service.state is not None
+        store.append([note(i, shot=i) for i in range(4000)])  # 4,000 half-full buckets
+        daemon.notify_appended()
+        await until(lambda: 4000 in service._applied, 60)
+
+        def step(build: CheckpointBuilder, evaluator: Evaluator, seconds: float, clock: Any = None) -> None:
+            if late and ("evaluated", late[0]) not in ops:
+                return  # the build waits here (no progress) until the event that arrived is evaluated
+            ops.append(("slice", len(build.pending)))
+            real_step(build, evaluator, 0.0)  # one slice: a few hundred keys
+            if not late:  # an event arrives after the first slice
+                (ident,) = store.append([note(5000, shot=1)]).ids
+                assert ident is not None
+                late.append(ident)
+                daemon.notify_appended()
+
+        evaluate, commit = service._evaluate, service.state.commit
+
+        def evaluated(event: Event) -> None:
+            evaluate(event)
+            ops.append(("evaluated", event.id))
+
+        def committed(batch: StateBatch) -> list[str]:
+            new = commit(batch)
+            ops.append(("checkpoint" if batch.checkpoint else "commit", tuple(batch.applied)))
+            return new
+
+        monkeypatch.setattr(CheckpointBuilder, "step", step)
+        monkeypatch.setattr(service, "_evaluate", evaluated)
+        monkeypatch.setattr(service.state, "commit", committed)
+        service._checkpoint_due = True  # as the sweeper does when the group is idle
+        service._commit_later()
+        await until(lambda: any(op[0] == "checkpoint" for op in ops), 60)
+
+        names = [op[0] for op in ops]
+        arrived = ops.index(("evaluated", late[0]))
+        its_commit = next(i for i, op in enumerate(ops) if op[0] == "commit" and late[0] in op[1])  # type: ignore[operator]
+        slices_after = [op for op in ops[arrived:] if op[0] == "slice"]
+        assert names[0] == "slice" and arrived > 0
+        assert slices_after and all(isinstance(n, int) and n > 0 for _, n in slices_after)  # the build went on after
+        assert its_commit < names.index("checkpoint")  # committed (its actions free to start) before the checkpoint
+        # the checkpoint holds the state as of when it was taken: the late event counted, nothing to replay
+        assert service.state.journal() == []
+        assert service.state.state_of("notes-count")[1] == ("t", "1", {"times": [ANY, ANY], "wm": ANY, "v": ANY})
+        durable, _ = durable_evaluator(
+            service.state, service.evaluator.automations, lambda ids: [r.event for r in store.get_records(ids)]
+        )
+        assert durable.state == service.evaluator.state
+
+    with_daemon(tmp_path, scenario, checkpoint_interval=600)
