@@ -2,7 +2,7 @@
 
 A checkpoint must hold exactly the state at one journal position: the moment it is taken (the batch that
 carries it empties the journal, so every step journaled before that moment must be in its rows, and none
-after it). Serialising every changed bucket at that moment took ~0.4 s of the event loop with ~90,000
+after it). Serialising every changed bucket at that moment took ~0.15-0.4 s of the event loop with ~90,000
 buckets. The builder spreads that work out instead:
 
 - ``start`` takes the evaluator's ``dirty`` set (every key changed since the last durable checkpoint) and

@@ -89,6 +89,10 @@ class ActionExecutor:
                 task.cancel()
             self._threads.shutdown()
 
+    def busy(self) -> int:
+        """Firings whose actions are waiting to start or running (or having their outcome written)."""
+        return self._queue.qsize() + len(self._tasks)
+
     async def idle(self) -> bool:
         return self._queue.empty() and not self._tasks
 

@@ -16,6 +16,7 @@ one JSON row per bucket the event touched (with 100 automations matching every e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ __all__ = ["GROUP", "AutomationService", "automation_service", "open_state"]
 log = logging.getLogger("trackwire.automations")
 
 GROUP = "automations"
+QUIET = 0.1  # seconds without an evaluation before a checkpoint is built or written (unless overdue)
 
 
 class _Everything:
@@ -319,6 +321,24 @@ class AutomationService:
         idle = time.monotonic() - self._last_eval > 0.5
         return (since >= interval and idle) or since >= 6 * interval or self._journaled >= 200_000
 
+    def _busy(self) -> bool:
+        """Events were evaluated a moment ago, or actions are waiting or running: a checkpoint's slices (on
+        the event loop) and its write (which holds the database's one write lock and much of the GIL, ~0.5 s
+        with ~90,000 changed buckets) wait for a quiet moment, unless the checkpoint is overdue."""
+        return time.monotonic() - self._last_eval < QUIET or self.executor.busy() > 0
+
+    def _checkpoint_overdue(self) -> bool:
+        since = time.monotonic() - self._last_checkpoint
+        return since >= 6 * self.settings.checkpoint_interval or self._journaled >= 200_000
+
+    def _checkpoint_ready(self) -> bool:
+        """Take the checkpoint being built: little is left to serialise, and the group is quiet or the
+        checkpoint overdue."""
+        build = self._build
+        if build is None or not build.ready(self.evaluator):
+            return False
+        return not self._busy() or self._checkpoint_overdue()
+
     def _take(self, checkpoint: bool = False) -> StateBatch:
         """What was evaluated since the last take; with ``checkpoint``, also the state as of now (the build
         in progress finished, or the whole of it serialised now), and the journal it replaces is emptied."""
@@ -343,28 +363,43 @@ class AutomationService:
         """Takes what was evaluated since the last take and commits it on the state thread. Commits are
         pipelined: the next batch is taken while the previous one is being written (the state thread runs
         them in order), so evaluation of a burst goes on while its first events commit and their actions
-        start. A due checkpoint is built in slices of a few milliseconds whenever nothing else is waiting
-        to commit (evaluations and their commits go on between slices), and taken whole, with nothing in
-        flight, once little is left to serialise."""
+        start. A due checkpoint is built in slices of a few milliseconds when nothing is waiting to commit
+        or being written and the group is quiet (evaluations and their commits go on between slices, and a
+        burst pauses the build: see ``_busy``), and taken whole, with nothing in flight, once little is left
+        to serialise."""
         assert self.state is not None
         loop = asyncio.get_running_loop()
         inflight: set[asyncio.Future[list[str]]] = set()
         while True:
             if self._build is not None and not self._kick.is_set() and self._recovering is None:
+                if inflight:  # no slice while a commit is written: the state thread would queue for the GIL
+                    self._flusher_waiting = True
+                    kicked: asyncio.Future[Any] = asyncio.ensure_future(self._kick.wait())
+                    await asyncio.wait({kicked, *inflight}, return_when=asyncio.FIRST_COMPLETED)
+                    kicked.cancel()
+                    self._flusher_waiting = False
+                    continue
+                if self._busy() and not self._checkpoint_overdue():  # wait for a quiet moment, or a commit
+                    self._flusher_waiting = True
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.05):
+                            await self._kick.wait()
+                    self._flusher_waiting = False
+                    continue
                 if not self._build.ready(self.evaluator):
                     self._build.step(self.evaluator, self._slice_seconds)
                     await asyncio.sleep(0)  # evaluations (and their commits) go first
                     continue
-                self._kick.set()  # little left: take the checkpoint
+                self._kick.set()  # take the checkpoint
             self._flusher_waiting = True
             await self._kick.wait()
             self._flusher_waiting = False
             if self._checkpoint_due and self._build is None and self._recovering is None:
                 self._build = CheckpointBuilder.start(self.evaluator)
-            final = self._build is not None and self._build.ready(self.evaluator)
+            final = self._checkpoint_ready()
             if final and inflight:
                 await asyncio.wait(inflight)
-                final = self._build is not None and self._build.ready(self.evaluator)  # evaluations meanwhile
+                final = self._checkpoint_ready()  # evaluations meanwhile
             elif len(inflight) >= 2:
                 await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
             if self._recovering is not None:
