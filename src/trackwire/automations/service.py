@@ -375,8 +375,10 @@ class AutomationService:
                 if inflight:  # no slice while a commit is written: the state thread would queue for the GIL
                     self._flusher_waiting = True
                     kicked: asyncio.Future[Any] = asyncio.ensure_future(self._kick.wait())
-                    await asyncio.wait({kicked, *inflight}, return_when=asyncio.FIRST_COMPLETED)
-                    kicked.cancel()
+                    try:
+                        await asyncio.wait({kicked, *inflight}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        kicked.cancel()
                     self._flusher_waiting = False
                     continue
                 if self._busy() and not self._checkpoint_overdue():  # wait for a quiet moment, or a commit
