@@ -120,3 +120,34 @@ def test_a_chain_that_raises_does_not_lose_its_runner() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ElasticRunners(lambda chain: None, lambda: None, 0)
+
+
+def test_after_a_blocking_spell_quick_chains_shrink_back_to_one_runner() -> None:
+    lock = threading.Lock()
+    quick_threads: list[int] = []
+    running_then: list[int] = []
+    done = threading.Event()
+    holder: list[ElasticRunners[list[tuple[str, int]]]] = []
+
+    def run(chain: list[tuple[str, int]]) -> None:
+        kind = chain[0][0]
+        if kind == "slow":
+            time.sleep(0.1)
+            return
+        sum(range(300))  # a few microseconds of work
+        running = holder[0].running
+        with lock:
+            quick_threads.append(threading.get_ident())
+            running_then.append(running)
+            if len(quick_threads) == 40_000:
+                done.set()
+
+    runners: ElasticRunners[list[tuple[str, int]]] = ElasticRunners(run, lambda: None, 8, patience=0.005)
+    holder.append(runners)
+    runners.submit([[("slow", n)] for n in range(8)] + [[("quick", n)] for n in range(40_000)])
+    assert done.wait(30)
+    runners.stop(10)
+    assert runners.peak == 8  # the slow chains spread to every runner
+    # once they were done, the runners that freed up did not all stay on the quick ones: one was enough
+    # (at most 2: on a loaded machine a runner descheduled for 5 ms looks stuck and may wake one more)
+    assert max(running_then[-5000:]) <= 2

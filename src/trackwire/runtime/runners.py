@@ -8,8 +8,10 @@ events/s; in one thread, at 21,700). Blocking callbacks (a 5 ms database call) n
 ``ElasticRunners`` starts each batch on one runner thread, which takes chains one after another. A scaler
 looks every ``patience`` seconds: when chains are waiting and every running runner has been on its current
 chain for longer than ``patience`` (blocked on I/O, or slow), it wakes as many more runners as are running,
-so the count doubles until the waiting chains are covered or ``limit`` is reached. Runners that find nothing
-to do go idle; the last one to go idle flushes the results. Which chain runs on which thread never changes
+so the count doubles until the waiting chains are covered or ``limit`` is reached. A runner whose chain was
+quick goes idle again while no other runner is stuck, so a blocking spell does not leave many threads
+contending for quick work. Runners that find nothing to do go idle; the last one to go idle flushes the
+results. Which chain runs on which thread never changes
 what runs in order: a chain is one key's items, run in order by one runner.
 """
 
@@ -130,9 +132,13 @@ class ElasticRunners(Generic[T]):
         cond = self._cond
         pending = self._pending
         busy = self._busy_since
+        patience = self.patience
+        quick = False
         while True:
             with cond:
-                if not pending:
+                if not pending or (quick and self._running > 1 and not self._stuck(time.monotonic(), ident)):
+                    # nothing to do, or this runner is one too many: its chain was quick and no other runner
+                    # is stuck, so the others keep up (after a blocking spell, the count shrinks back to one)
                     busy.pop(ident, None)
                     self._running -= 1
                     last = self._running == 0
@@ -140,19 +146,25 @@ class ElasticRunners(Generic[T]):
                 chain = pending.popleft()
                 if not pending:
                     self._work_waiting.clear()
-                busy[ident] = time.monotonic()
+                started = busy[ident] = time.monotonic()
             try:
                 self._run(chain)
             except Exception:  # the run function reports its own failures; this keeps the runner alive
                 log.exception("a callback chain raised past its reporting")
             finally:
                 now = time.monotonic()
+                quick = now - started < patience
                 if now - self._last_flush >= self.flush_every:
                     self._last_flush = now
                     self._flush()
         if last:
             self._last_flush = time.monotonic()
             self._flush()
+
+    def _stuck(self, now: float, besides: int | None = None) -> int:
+        """Runners on their current chain for ``patience`` or longer (caller holds the lock)."""
+        patience = self.patience
+        return sum(1 for ident, since in self._busy_since.items() if ident != besides and now - since >= patience)
 
     def _scale(self) -> None:
         """Wake more runners while every running one is stuck and chains wait."""
@@ -167,7 +179,6 @@ class ElasticRunners(Generic[T]):
                     return
                 if not self._pending or self._running >= self.limit:
                     continue
-                now = time.monotonic()
-                stuck = sum(1 for since in self._busy_since.values() if now - since >= self.patience)
+                stuck = self._stuck(time.monotonic())
                 if stuck >= self._running:
                     self._wake(min(len(self._pending), max(1, self._running)))
