@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from trackwire.core.event import Event, Ref
 from trackwire.core.triggers import Automation, CompoundTrigger, Evaluator, EventTrigger, parse_predicate
@@ -143,16 +144,42 @@ def matches_per_event(n: int, types: int) -> list[int]:
     return [1 + per_type.get(event_type(k, types), 0) for k in range(n)]
 
 
+async def _start(root: Path, starts: dict[int, float], **automations: Any) -> tuple[Any, Any, asyncio.Task[None], Any]:
+    """A daemon on SQLite in ``root`` with the automations written there; ``starts`` gets each action's start
+    time by triggering event. Returns (store, daemon, its run task, its automation service)."""
+    from trackwire.config import load_settings
+    from trackwire.runtime.daemon import Daemon
+    from trackwire.store.sqlite import SqliteStore
+
+    settings = load_settings(
+        None,
+        overrides={
+            "store.url": f"sqlite:///{root / 'tw.db'}",
+            "web.enabled": False,
+            "log.file": "",
+            "log.level": "WARNING",
+            "automations": {"path": str(root / "automations"), "action_concurrency": 64, **automations},
+        },
+    )
+    store = SqliteStore(root / "tw.db")
+    daemon = Daemon(settings, store=store)
+    runner = asyncio.create_task(daemon.run(install_signals=False))
+    while getattr(daemon, "automations", None) is None:
+        await asyncio.sleep(0.01)
+    service = daemon.automations  # type: ignore[attr-defined]
+    await service.ready.wait()
+    service.executor.on_start = lambda record, index: starts.setdefault(
+        record.triggering_event or 0, time.perf_counter()
+    )
+    return store, daemon, runner, service
+
+
 def burst(n: int = 1000, types: int = 1, label: str = "") -> float | None:
     """A burst of ``n`` events into a real daemon (SQLite, FULL sync): latency from append to action start.
 
     The latency of event ``i`` is from the moment the burst's append starts to the start of the action its
     firing of "immediate" runs; p99 is the 990th of the 1,000 sorted latencies (returned, in seconds). Each
     call starts a fresh daemon; the first one in a process also pays the first imports of the action code."""
-    from trackwire.automations.service import AutomationService
-    from trackwire.config import load_settings
-    from trackwire.runtime.daemon import Daemon
-    from trackwire.store.sqlite import SqliteStore
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -163,26 +190,7 @@ def burst(n: int = 1000, types: int = 1, label: str = "") -> float | None:
         cpu = [0.0]
 
         async def main() -> tuple[float, float]:
-            settings = load_settings(
-                None,
-                overrides={
-                    "store.url": f"sqlite:///{root / 'tw.db'}",
-                    "web.enabled": False,
-                    "log.file": "",
-                    "log.level": "WARNING",
-                    "automations": {"path": str(root / "automations"), "action_concurrency": 64},
-                },
-            )
-            store = SqliteStore(root / "tw.db")
-            daemon = Daemon(settings, store=store)
-            runner = asyncio.create_task(daemon.run(install_signals=False))
-            while getattr(daemon, "automations", None) is None:
-                await asyncio.sleep(0.01)
-            service: AutomationService = daemon.automations  # type: ignore[attr-defined]
-            await service.ready.wait()
-            service.executor.on_start = lambda record, index: starts.setdefault(
-                record.triggering_event or 0, time.perf_counter()
-            )
+            store, daemon, runner, _ = await _start(root, starts)
             batch = [
                 Event(
                     source="bench",
@@ -236,10 +244,6 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
     from append to action start (p99), as in ``burst``, and then again with no checkpoint. Returns (longest gap,
     p99 during the checkpoint) in seconds. A third burst arrives just after a checkpoint was handed to the
     state thread to be written."""
-    from trackwire.automations.service import AutomationService
-    from trackwire.config import load_settings
-    from trackwire.runtime.daemon import Daemon
-    from trackwire.store.sqlite import SqliteStore
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -250,30 +254,8 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
         out: dict[str, float] = {}
 
         async def main() -> None:
-            settings = load_settings(
-                None,
-                overrides={
-                    "store.url": f"sqlite:///{root / 'tw.db'}",
-                    "web.enabled": False,
-                    "log.file": "",
-                    "log.level": "WARNING",
-                    "automations": {
-                        "path": str(root / "automations"),
-                        "action_concurrency": 64,
-                        "checkpoint_interval": 3600,  # only the checkpoints requested here
-                    },
-                },
-            )
-            store = SqliteStore(root / "tw.db")
-            daemon = Daemon(settings, store=store)
-            runner = asyncio.create_task(daemon.run(install_signals=False))
-            while getattr(daemon, "automations", None) is None:
-                await asyncio.sleep(0.01)
-            service: AutomationService = daemon.automations  # type: ignore[attr-defined]
-            await service.ready.wait()
-            service.executor.on_start = lambda record, index: starts.setdefault(
-                record.triggering_event or 0, time.perf_counter()
-            )
+            # only the checkpoints requested here
+            store, daemon, runner, service = await _start(root, starts, checkpoint_interval=3600)
 
             async def append(kind: str, first: int) -> float:
                 batch = [
