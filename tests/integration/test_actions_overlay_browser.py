@@ -22,9 +22,10 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import RequestResponseEndpoint
 
+from tests.integration.action_support import SEQUENCE_AMI, Steps
 from tests.integration.browser_support import ARTIFACTS, ROOT, chromium
 from tests.integration.web_support import PASSWORD, serve_app, web_settings
-from trackwire.actions.hosted import Action, Invocation, Outcome
+from trackwire.actions.hosted import Action
 from trackwire.actions.loading import load_actions
 from trackwire.config import HostedActionsSettings
 from trackwire.store.sqlite import SqliteStore
@@ -38,29 +39,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 EXAMPLES = ROOT / "examples" / "actions"
 SG_TOKEN = "sg-overlay-6c2"
-SEQUENCE = {  # what ShotGrid posts for an action menu item on a Sequence page
-    "entity_type": "Sequence",
-    "selected_ids": "88",
-    "ids": "88,89",
-    "project_id": "70",
-    "user_id": "42",
-    "user_login": "jane.doe",
-    "title": "Sequences",
-}
+SEQUENCE = SEQUENCE_AMI
 PLAYLIST = SEQUENCE | {"entity_type": "Playlist", "selected_ids": "501", "ids": "501,502", "title": "Playlists"}
-
-
-class Steps:
-    """A long action released step by step by the test (no sleeping: each step waits for its gate)."""
-
-    def __init__(self) -> None:
-        self.gates = [threading.Event() for _ in range(2)]
-
-    def handler(self, inv: Invocation) -> Outcome:
-        for number, gate in enumerate(self.gates):
-            inv.progress(number / len(self.gates), f"uploading item {number + 1} of {len(self.gates)}")
-            gate.wait(60)
-        return Outcome(True, f"review session {inv.selected[0]} synced: {len(self.gates)} items")
 
 
 class FakeSite:
@@ -136,7 +116,7 @@ def browser() -> Iterator[object]:
 def test_action_pages_render_in_a_shotgrid_overlay_and_nowhere_else(browser: object, tmp_path: Path) -> None:
     expect = playwright_sync.expect
     ARTIFACTS.mkdir(exist_ok=True)
-    steps = Steps()
+    steps = Steps(2)
     sync = Action("loco.client-review-sync", "Client Review Sync", steps.handler, background=True)
     actions = {**load_actions(EXAMPLES), sync.identifier: sync}
     store = SqliteStore(tmp_path / "tw.db")

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import html
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.integration.action_support import Steps
 from tests.integration.browser_support import ARTIFACTS, ROOT, chromium
 from tests.integration.web_support import PASSWORD, serve_app, web_settings
-from trackwire.actions.hosted import Action, Invocation, Outcome
+from trackwire.actions.hosted import Action
 from trackwire.actions.loading import load_actions
 from trackwire.config import HostedActionsSettings
 from trackwire.store.sqlite import SqliteStore
@@ -38,19 +38,6 @@ AMI = {
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
-class Steps:
-    """A long action released step by step by the test (no sleeping: each step waits for its gate)."""
-
-    def __init__(self) -> None:
-        self.gates = [threading.Event() for _ in range(4)]
-
-    def handler(self, inv: Invocation) -> Outcome:
-        for number, gate in enumerate(self.gates):
-            inv.progress(number / len(self.gates), f"uploading item {number + 1} of {len(self.gates)}")
-            gate.wait(60)
-        return Outcome(True, f"review session {inv.selected[0]} synced: {len(self.gates)} items")
-
-
 @pytest.fixture
 def browser() -> Iterator[object]:
     with chromium() as launched:
@@ -62,7 +49,7 @@ def test_an_artist_follows_a_long_action_and_an_operator_sees_every_invocation_l
 ) -> None:
     expect = playwright_sync.expect
     ARTIFACTS.mkdir(exist_ok=True)
-    steps = Steps()
+    steps = Steps(4)
     sync = Action("loco.client-review-sync", "Client Review Sync", steps.handler, background=True)
     actions = {**load_actions(EXAMPLES), sync.identifier: sync}
     store = SqliteStore(tmp_path / "tw.db")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.integration.action_support import SEQUENCE_AMI
 from tests.integration.test_actions_hosted import EXAMPLES, SG_TOKEN
 from tests.integration.web_support import PASSWORD, TOKEN, web_settings
 from trackwire.actions.hosted import Action, Invocation, Outcome
@@ -23,15 +24,7 @@ from trackwire.web.backend import Backend
 SITE = "https://studio.shotgrid.autodesk.com/"
 LEGACY = "https://studio.shotgunstudio.com"
 ALLOWED = "'self' https://studio.shotgrid.autodesk.com https://studio.shotgunstudio.com"
-AMI_FIELDS = {  # what ShotGrid posts for an action menu item on a Sequence page
-    "entity_type": "Sequence",
-    "selected_ids": "88",
-    "ids": "88,89",
-    "project_id": "70",
-    "user_id": "42",
-    "user_login": "jane.doe",
-    "title": "Sequences",
-}
+AMI_FIELDS = SEQUENCE_AMI
 SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.1)  # type: ignore[arg-type]
 
 
