@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from trackwire.config import load_settings
@@ -12,6 +14,39 @@ from trackwire.errors import Retry
 from trackwire.runtime.daemon import Daemon
 from trackwire.runtime.inprocess import InProcessConsumer
 from trackwire.store.sqlite import SqliteStore
+
+
+@asynccontextmanager
+async def running_group(
+    tmp_path: Path, group: str, consumer: InProcessConsumer, **overrides: object
+) -> AsyncIterator[tuple[Daemon, SqliteStore]]:
+    """A daemon on SQLite with one in-process group of one consumer, registered; stopped on the way out."""
+    settings = load_settings(
+        None,
+        overrides={"store.url": f"sqlite:///{tmp_path / 'tw.db'}", "web.enabled": False, "log.file": "", **overrides},
+    )
+    store = SqliteStore(tmp_path / "tw.db")
+    daemon = Daemon(settings, store=store)
+    registered = asyncio.Event()
+
+    async def service(d: Daemon) -> None:
+        await d.add_consumer_group(group, [consumer])
+        registered.set()
+
+    daemon.services.append(service)
+    runner = asyncio.create_task(daemon.run(install_signals=False))
+    await asyncio.wait_for(registered.wait(), 30)
+    try:
+        yield daemon, store
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(runner, 20)
+
+
+async def wait_until(condition: Callable[[], bool], step: float = 0.02, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(step)
 
 
 def test_an_in_process_group_sees_matching_events_in_order_and_retries(tmp_path: Path) -> None:
@@ -26,40 +61,21 @@ def test_an_in_process_group_sees_matching_events_in_order_and_retries(tmp_path:
         seen.append((str(event.entity), event.id))
 
     async def scenario() -> None:
-        settings = load_settings(
-            None,
-            overrides={"store.url": f"sqlite:///{tmp_path / 'tw.db'}", "web.enabled": False, "log.file": ""},
-        )
-        store = SqliteStore(tmp_path / "tw.db")
-        daemon = Daemon(settings, store=store)
-        registered = asyncio.Event()
-
-        async def service(d: Daemon) -> None:
-            await d.add_consumer_group(
-                "recorder", [InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), handler)]
-            )
-            registered.set()
-
-        daemon.services.append(service)
-        runner = asyncio.create_task(daemon.run(install_signals=False))
-        await asyncio.wait_for(registered.wait(), 30)
-        events = [
-            Event(
-                source="t",
-                source_id=str(i),
-                type="Shotgun_Shot_Change",
-                entity=Ref("Shot", i % 3),
-                data={"flaky": i == 4},
-            )
-            for i in range(12)
-        ] + [Event(source="t", source_id="other", type="Other")]
-        store.append(events)
-        daemon.notify_appended()
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(seen) < 12 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        daemon.request_stop()
-        await asyncio.wait_for(runner, 20)
+        consumer = InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), handler)
+        async with running_group(tmp_path, "recorder", consumer) as (daemon, store):
+            events = [
+                Event(
+                    source="t",
+                    source_id=str(i),
+                    type="Shotgun_Shot_Change",
+                    entity=Ref("Shot", i % 3),
+                    data={"flaky": i == 4},
+                )
+                for i in range(12)
+            ] + [Event(source="t", source_id="other", type="Other")]
+            store.append(events)
+            daemon.notify_appended()
+            await wait_until(lambda: len(seen) >= 12)
 
     asyncio.run(scenario())
     assert sorted(i for _, i in seen) == list(range(1, 13))
@@ -81,41 +97,24 @@ def test_a_key_stuck_in_retry_with_thousands_of_events_behind_it_never_stops_the
         seen.append(event.id)
 
     async def scenario() -> None:
-        settings = load_settings(
-            None,
-            overrides={
-                "store.url": f"sqlite:///{tmp_path / 'tw.db'}",
-                "web.enabled": False,
-                "log.file": "",
-                "engine.batch_size": 100,  # a read-ahead window of 400 runnable items
-            },
-        )
-        store = SqliteStore(tmp_path / "tw.db")
-        daemon = Daemon(settings, store=store)
-        registered = asyncio.Event()
-
-        async def service(d: Daemon) -> None:
-            await d.add_consumer_group("stuck", [InProcessConsumer("stuck.all", Filter(types=("Shotgun_*",)), handler)])
-            registered.set()
-
-        daemon.services.append(service)
-        runner = asyncio.create_task(daemon.run(install_signals=False))
-        await asyncio.wait_for(registered.wait(), 30)
-        blocked = [
-            Event(source="t", source_id=f"b{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 1)) for i in range(3000)
-        ]
-        store.append(blocked)
-        daemon.notify_appended()
-        await asyncio.sleep(0.5)
-        store.append(
-            [Event(source="t", source_id=f"f{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 2)) for i in range(50)]
-        )
-        daemon.notify_appended()
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(seen) < 50 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        daemon.request_stop()
-        await asyncio.wait_for(runner, 20)
+        consumer = InProcessConsumer("stuck.all", Filter(types=("Shotgun_*",)), handler)
+        # engine.batch_size 100: a read-ahead window of 400 runnable items
+        async with running_group(tmp_path, "stuck", consumer, **{"engine.batch_size": 100}) as (daemon, store):
+            blocked = [
+                Event(source="t", source_id=f"b{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 1))
+                for i in range(3000)
+            ]
+            store.append(blocked)
+            daemon.notify_appended()
+            await asyncio.sleep(0.5)
+            store.append(
+                [
+                    Event(source="t", source_id=f"f{i}", type="Shotgun_Shot_Change", entity=Ref("Shot", 2))
+                    for i in range(50)
+                ]
+            )
+            daemon.notify_appended()
+            await wait_until(lambda: len(seen) >= 50, step=0.05)
 
     asyncio.run(scenario())
     assert seen == list(range(3001, 3051)), f"Shot 2's events were held back behind Shot 1 ({len(seen)} of 50 seen)"
@@ -152,40 +151,22 @@ def test_a_batch_handler_sees_events_in_log_order_and_a_failed_event_holds_back_
         return outcomes
 
     async def scenario() -> None:
-        settings = load_settings(
-            None,
-            overrides={"store.url": f"sqlite:///{tmp_path / 'tw.db'}", "web.enabled": False, "log.file": ""},
-        )
-        store = SqliteStore(tmp_path / "tw.db")
-        daemon = Daemon(settings, store=store)
-        registered = asyncio.Event()
-
-        async def service(d: Daemon) -> None:
-            consumer = InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), one, batch=many)
-            await d.add_consumer_group("recorder", [consumer])
-            registered.set()
-
-        daemon.services.append(service)
-        runner = asyncio.create_task(daemon.run(install_signals=False))
-        await asyncio.wait_for(registered.wait(), 30)
-        store.append(
-            [
-                Event(
-                    source="t",
-                    source_id=str(i),
-                    type="Shotgun_Shot_Change",
-                    entity=Ref("Shot", i % 3),
-                    data={"flaky": i == 4},
-                )
-                for i in range(12)
-            ]
-        )
-        daemon.notify_appended()
-        deadline = asyncio.get_running_loop().time() + 20
-        while not settled() and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        daemon.request_stop()
-        await runner
+        consumer = InProcessConsumer("recorder.all", Filter(types=("Shotgun_*",)), one, batch=many)
+        async with running_group(tmp_path, "recorder", consumer) as (daemon, store):
+            store.append(
+                [
+                    Event(
+                        source="t",
+                        source_id=str(i),
+                        type="Shotgun_Shot_Change",
+                        entity=Ref("Shot", i % 3),
+                        data={"flaky": i == 4},
+                    )
+                    for i in range(12)
+                ]
+            )
+            daemon.notify_appended()
+            await wait_until(settled)
 
     asyncio.run(scenario())
     assert all(call == sorted(call) for call in calls)
