@@ -58,7 +58,7 @@ class ElasticRunners(Generic[T]):
         self._stopping = False
         self._work_waiting = threading.Event()  # the scaler's cue: chains are pending
         self._last_flush = time.monotonic()
-        self.peak = 0  # most runners at work at once (for tests and the benchmark)
+        self.peak = 0  # most runners at work at once (tests read it)
         self._scaler = threading.Thread(target=self._scale, name=f"{name}-scaler", daemon=True)
         self._scaler.start()
 
