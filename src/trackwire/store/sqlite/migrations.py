@@ -7,11 +7,12 @@ upgrades a database made by the first migration with data in it.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from trackwire.errors import MigrationError
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "migrate", "use_wal"]
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -207,10 +208,35 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             conn.execute(f"PRAGMA user_version = {int(number)}")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise MigrationError(f"migration {number} ({description}) failed: {exc}") from exc
         version = number
     return version
+
+
+def use_wal(conn: sqlite3.Connection, *, timeout: float = 30.0) -> None:
+    """Put the database in WAL mode, waiting out other processes that open it at the same moment.
+
+    Switching the journal mode of a fresh file can answer "database is locked" at once, without going through
+    the busy timeout, while another connection is doing the same switch (two processes starting on one new
+    store: the daemon and a CLI command). That is retried here until ``timeout``; any other error is raised.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if ("locked" not in message and "busy" not in message) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            continue
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"the database stayed in journal mode {mode!r} instead of WAL")
+        return
 
 
 def open_migrated(path: str | Path) -> sqlite3.Connection:

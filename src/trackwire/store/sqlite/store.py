@@ -21,7 +21,7 @@ from trackwire.errors import StoreError
 from trackwire.ports import AppendResult, GroupRecord, LogRecord
 from trackwire.store.sqlite import queries as q
 from trackwire.store.sqlite.browse import SqliteBrowse
-from trackwire.store.sqlite.migrations import migrate
+from trackwire.store.sqlite.migrations import migrate, use_wal
 
 __all__ = ["SqliteStore"]
 
@@ -50,7 +50,7 @@ class SqliteStore(SqliteBrowse):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = self._connect()
-            self._writer.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._writer)
             migrate(self._writer)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
