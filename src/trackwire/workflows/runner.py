@@ -25,6 +25,7 @@ from trackwire.core.event import Event, encode_event, loads
 from trackwire.core.workflows.spec import FlowSpec
 from trackwire.plugins.discovery import GroupSpec, PluginSpec
 from trackwire.runtime.protocol import Result, RunItem
+from trackwire.runtime.shielded import finish_despite_cancellation
 from trackwire.runtime.worker import Death, WorkerProcess
 from trackwire.workflows.definition import flow_to_json
 from trackwire.workflows.steps import STEP_EVENT
@@ -125,7 +126,7 @@ class StepRunner:
             try:
                 await worker.start()
             except asyncio.CancelledError:
-                await _finish(worker.kill())  # stopping while it starts: it must not outlive us
+                await finish_despite_cancellation(worker.kill())  # stopping while it starts: it must not outlive us
                 loaded = worker._loaded  # its "died while loading" error is expected here: mark it seen
                 if loaded is not None and loaded.done() and not loaded.cancelled():
                     loaded.exception()
@@ -281,11 +282,3 @@ class StepRunner:
             self._retiring.pop(id(worker), None)
         if outcomes:
             self.on_outcomes(outcomes)
-
-
-async def _finish(coro: Any) -> None:
-    """Await ``coro`` to the end even if this task is cancelled again meanwhile."""
-    task = asyncio.ensure_future(coro)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)

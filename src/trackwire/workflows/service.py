@@ -29,6 +29,7 @@ from trackwire.core.workflows.spec import FlowSpec, RunMode
 from trackwire.core.workflows.state import Record
 from trackwire.errors import TrackwireError
 from trackwire.ports import Clock
+from trackwire.runtime.shielded import finish_despite_cancellation
 from trackwire.store.sqlite.workflow_runs import SqliteWorkflowRuns
 from trackwire.workflows.definition import flow_from_json, flow_to_json
 from trackwire.workflows.intake import StartRule, rules_of
@@ -107,10 +108,7 @@ class WorkflowService:
         finally:
             # The daemon cancels services as it stops (maybe again while this runs): the worker
             # processes must still be stopped (bounded), so the clean-up is shielded to its end.
-            cleanup = asyncio.ensure_future(self._stop(tasks, daemon.settings.engine.shutdown_grace))
-            while not cleanup.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(cleanup)
+            await finish_despite_cancellation(self._stop(tasks, daemon.settings.engine.shutdown_grace))
 
     async def _stop(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
         for task in tasks:
