@@ -237,6 +237,8 @@ def _replay_log(record: dict[str, object]) -> None:
     levelno = int(record.get("levelno") or logging.INFO)  # type: ignore[call-overload]
     if not logger.isEnabledFor(levelno):
         return
+    created = record.get("created")
+    when = float(created) if isinstance(created, int | float) else time.time()
     made = logging.makeLogRecord(
         {
             "name": name,
@@ -244,7 +246,10 @@ def _replay_log(record: dict[str, object]) -> None:
             "levelname": record.get("levelname"),
             "msg": record.get("msg"),
             "args": None,
-            "created": record.get("created"),
+            # The worker's clock, milliseconds included: a record made here would print the time it was
+            # received in its milliseconds field, so a line could show a time before the one above it.
+            "created": when,
+            "msecs": int((when - int(when)) * 1000) + 0.0,
             "exc_text": record.get("exc_text"),
             "plugin": record.get("plugin"),
             "event_id": record.get("event_id"),
