@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Column, Table
 
@@ -45,7 +46,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, overrides=overrides)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -91,7 +92,7 @@ def run(
     try:
         asyncio.run(Daemon(settings).run())
     except TrackwireError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 
@@ -183,10 +184,10 @@ def emit(
             err.print("give an event type, or --json FILE")
             raise typer.Exit(2)
     except OSError as exc:
-        err.print(f"[red]cannot read events:[/red] {exc}")
+        err.print(f"[red]cannot read events:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except (ValueError, KeyError) as exc:
-        err.print(f"[red]bad event:[/red] {exc}")
+        err.print(f"[red]bad event:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     store = _store(settings)
     try:
@@ -431,7 +432,7 @@ def plugins_list(config: ConfigOption = None) -> None:
     try:
         specs = discover(settings)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     store = _store(settings)
     try:
@@ -492,5 +493,5 @@ def main() -> None:
     try:
         app()
     except TrackwireError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(1)

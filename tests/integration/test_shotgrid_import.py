@@ -172,3 +172,23 @@ def test_the_legacy_plain_integer_id_file_resumes_every_plugin_after_it(tmp_path
     store = SqliteStore(tmp_path / "trackwire.db")
     assert store.get_cursor("shotgrid")["last_id"] == 31337
     store.close()
+
+
+def test_a_conf_reading_an_unset_environment_variable_names_the_variable_and_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """shotgunEvents' own example conf reads ``server = %(SG_ED_SITE_URL)s`` from the environment."""
+    first, second = make_plugins(tmp_path)
+    conf = write_conf(tmp_path, "%(SG_ED_SITE_URL_UNSET_HERE)s", tmp_path / "sed.id", [first, second])
+    monkeypatch.delenv("SG_ED_SITE_URL_UNSET_HERE", raising=False)
+    result = run_cli("import-shotgunevents", str(conf), "-o", str(tmp_path / "trackwire.toml"), "--start", "now")
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "[shotgun] server" in message, message
+    assert "environment variable SG_ED_SITE_URL_UNSET_HERE" in message and "not set" in message, message
+
+    monkeypatch.setenv("SG_ED_SITE_URL_UNSET_HERE", "https://studio.example.com")
+    monkeypatch.setenv("SG_ED_TEST_KEY", "from-env")
+    result = run_cli("import-shotgunevents", str(conf), "-o", str(tmp_path / "trackwire.toml"), "--start", "now")
+    assert result.returncode == 0, result.stderr
+    assert load_settings(tmp_path / "trackwire.toml").shotgrid.site == "https://studio.example.com"

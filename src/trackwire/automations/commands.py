@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trackwire.config import Settings, load_settings
@@ -32,7 +33,7 @@ def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -86,7 +87,7 @@ def list_(config: ConfigOption = None) -> None:
         )  # fmt: skip
     console.print(table)
     for problem in errors:
-        err.print(f"[red]error:[/red] {problem}")
+        err.print(f"[red]error:[/red] {escape(str(problem))}")
     if state:
         state.close()
     if errors:
@@ -171,7 +172,7 @@ def test(
         automations = load_file(file)
         recorded = read_events(events)
     except (ConfigError, ValueError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     if lateness is None:
         lateness = _settings(config).automations.lateness if config is not None else 60.0

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +75,18 @@ def read_conf(path: Path) -> LegacyConf:
             return default
         try:
             return parser.get(section, key)
+        except configparser.InterpolationMissingOptionError as exc:
+            raw = parser.get(section, key, raw=True)
+            unset = [
+                n for n in re.findall(r"%\((\w+)\)s", raw) if n not in os.environ and n.lower() not in parser[section]
+            ]
+            if not unset:
+                raise ImportProblem(f"{path}: [{section}] {key}: {exc}") from exc
+            names = ", ".join(unset)
+            raise ImportProblem(
+                f"{path}: [{section}] {key} is {raw!r}, which reads the environment variable {names}, and it is not "
+                f"set here; set it as you did for shotgunEvents and run the import again"
+            ) from exc
         except configparser.Error as exc:
             raise ImportProblem(f"{path}: [{section}] {key}: {exc}") from exc
 

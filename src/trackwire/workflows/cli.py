@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trackwire.config import Settings, load_settings
@@ -36,7 +37,7 @@ def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
+        err.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -46,7 +47,7 @@ def _runs(settings: Settings) -> Any:
     try:
         return open_runs(settings.store_url)
     except (ValueError, TrackwireError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -75,7 +76,7 @@ def list_flows(config: ConfigOption = None, as_json: JsonOption = False) -> None
     try:
         flows, pools = asyncio.run(load_flows(settings))
     except TrackwireError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     if as_json:
         from trackwire.workflows.definition import flow_to_json
