@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from trackwire.automations.checkpoint import CheckpointBuilder
 from trackwire.automations.replay import durable_evaluator
 from trackwire.automations.service import AutomationService
-from trackwire.automations.state import StateBatch
+from trackwire.automations.state import CheckpointWrite, StateBatch
 from trackwire.config import load_settings
 from trackwire.core.event import Event, Ref
 from trackwire.core.triggers import Evaluator
@@ -287,7 +287,7 @@ def test_an_event_arriving_while_a_large_checkpoint_is_built_is_committed_before
                 late.append(ident)
                 daemon.notify_appended()
 
-        evaluate, commit = service._evaluate, service.state.commit
+        evaluate, commit, start = service._evaluate, service.state.commit, service.state.start_checkpoint
 
         def evaluated(event: Event) -> None:
             evaluate(event)
@@ -295,15 +295,22 @@ def test_an_event_arriving_while_a_large_checkpoint_is_built_is_committed_before
 
         def committed(batch: StateBatch) -> list[str]:
             new = commit(batch)
-            ops.append(("checkpoint" if batch.checkpoint else "commit", tuple(batch.applied)))
+            ops.append(("commit", tuple(batch.applied)))
             return new
+
+        def started(batch: StateBatch) -> tuple[list[str], CheckpointWrite]:
+            taken = start(batch)
+            ops.append(("checkpoint", tuple(batch.applied)))
+            return taken
 
         monkeypatch.setattr(CheckpointBuilder, "step", step)
         monkeypatch.setattr(service, "_evaluate", evaluated)
         monkeypatch.setattr(service.state, "commit", committed)
+        monkeypatch.setattr(service.state, "start_checkpoint", started)
         service._checkpoint_due = True  # as the sweeper does when the group is idle
         service._commit_later()
-        await until(lambda: any(op[0] == "checkpoint" for op in ops), 60)
+        # taken, then written and made current
+        await until(lambda: any(op[0] == "checkpoint" for op in ops) and not service._writing, 60)
 
         names = [op[0] for op in ops]
         arrived = ops.index(("evaluated", late[0]))

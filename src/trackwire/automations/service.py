@@ -5,12 +5,16 @@ Durability: an event's delivery finishes only after its evaluation is durable: t
 journal step (the event's id, the evaluation time and low water mark) are committed in one transaction,
 together with the event's id (``automation_applied``). The trigger state itself (buckets, windows, partial
 compound state) is written as a **checkpoint** now and then (every ``checkpoint_interval`` seconds when the
-group is idle, or when the journal grows long), in the same transaction that empties the journal. At start
-the service loads the checkpoint and replays the journaled steps in order, which rebuilds exactly the state
-the crashed process had committed. A redelivered event whose effect is already durable changes nothing;
-firing ids are derived from their causes, so a replay cannot record a firing twice. Commits are grouped:
-every handler waiting when a commit starts rides on it. A commit therefore costs a few rows per event, not
-one JSON row per bucket the event touched (with 100 automations matching every event, that was ~100 rows).
+group is idle, or when the journal grows long), which replaces the journal steps up to its batch. At start
+the service loads the checkpoint and replays the journaled steps after it in order, which rebuilds exactly
+the state the crashed process had committed. The checkpoint batch commits like any other (its firings and
+journal steps); its entries are then written in short transactions between other commits, paused while the
+group is busy, and made current by one small one (``store/sqlite/automation_state.py``): until then the
+previous checkpoint and the whole journal are the durable state. A redelivered event whose effect is already
+durable changes nothing; firing ids are derived from their causes, so a replay cannot record a firing twice.
+Commits are grouped: every handler waiting when a commit starts rides on it. A commit therefore costs a few
+rows per event, not one JSON row per bucket the event touched (with 100 automations matching every event,
+that was ~100 rows).
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ from trackwire.automations.checkpoint import CheckpointBuilder
 from trackwire.automations.definitions import load_folder
 from trackwire.automations.executor import ActionExecutor
 from trackwire.automations.replay import replay
-from trackwire.automations.state import AutomationState, FiringRecord, JournalEntry, MemoryAutomationState, StateBatch
+from trackwire.automations.state import (
+    AutomationState,
+    CheckpointWrite,
+    FiringRecord,
+    JournalEntry,
+    MemoryAutomationState,
+    StateBatch,
+)
 from trackwire.core.clock import SystemClock
 from trackwire.core.event import Event
 from trackwire.core.triggers import Automation, Evaluator, Firing, StateKey
@@ -112,6 +123,11 @@ class AutomationService:
     # until it is taken whole, in one batch.
     _build: CheckpointBuilder | None = field(default=None, init=False)
     _slice_seconds: float = field(default=0.004, init=False)
+    # A taken checkpoint whose entries are being written (from its batch's commit until its write is done or
+    # given up); no other checkpoint is built or taken meanwhile.
+    _writing: bool = field(default=False, init=False)
+    _writer: asyncio.Task[None] | None = field(default=None, init=False)
+    _stopping: bool = field(default=False, init=False)  # finish a checkpoint write without pausing
 
     @property
     def settings(self) -> Any:
@@ -345,11 +361,11 @@ class AutomationService:
         upserts: Collection[tuple[StateKey, str]] = ()
         deletes: tuple[StateKey, ...] = ()
         journal, self._journal = tuple(self._journal), []
-        if checkpoint:
+        if checkpoint:  # the batch's journal steps are committed too: they are replayed until the flip
             build, self._build = self._build or CheckpointBuilder.start(self.evaluator), None
             self._checkpoint_due = False
+            self._writing = True
             upserts, deletes = build.finish(self.evaluator)
-            journal = ()
         firings, self._firings = tuple(self._firings), []
         applied, self._applied_pending = tuple(self._applied_pending), []
         prune = None
@@ -369,7 +385,7 @@ class AutomationService:
         to serialise."""
         assert self.state is not None
         loop = asyncio.get_running_loop()
-        inflight: set[asyncio.Future[list[str]]] = set()
+        inflight: set[asyncio.Future[tuple[list[str], CheckpointWrite | None]]] = set()
         while True:
             if self._build is not None and not self._kick.is_set() and self._recovering is None:
                 if inflight:  # no slice while a commit is written: the state thread would queue for the GIL
@@ -396,7 +412,7 @@ class AutomationService:
             self._flusher_waiting = True
             await self._kick.wait()
             self._flusher_waiting = False
-            if self._checkpoint_due and self._build is None and self._recovering is None:
+            if self._checkpoint_due and self._build is None and self._recovering is None and not self._writing:
                 self._build = CheckpointBuilder.start(self.evaluator)
             final = self._checkpoint_ready()
             if final and inflight:
@@ -418,23 +434,68 @@ class AutomationService:
             future.add_done_callback(inflight.discard)
             future.add_done_callback(lambda f, b=batch, w=waiters: self._committed(f, b, w))  # type: ignore[misc]
 
-    def _write(self, batch: StateBatch) -> list[str]:
-        """On the state thread. After a failed commit, later queued batches are refused until the service has
-        reloaded its state: their evaluations saw the failed batch's effects, which are not durable."""
+    def _write(self, batch: StateBatch) -> tuple[list[str], CheckpointWrite | None]:
+        """On the state thread: the batch (a checkpoint batch: and the start of its write). After a failed
+        commit, later queued batches are refused until the service has reloaded its state: their evaluations
+        saw the failed batch's effects, which are not durable."""
         assert self.state is not None
         if self._broken:
             raise Retry("an earlier automation state write failed; this one waits for the reload", after=1.0)
         try:
-            return self.state.commit(batch)
+            if batch.checkpoint:
+                return self.state.start_checkpoint(batch)
+            return self.state.commit(batch), None
         except Exception:
             self._broken = True
             raise
 
+    def _write_step(self, write: CheckpointWrite) -> bool:
+        """On the state thread: the next short transaction of a checkpoint write."""
+        if self._broken:
+            raise Retry("an earlier automation state write failed; the checkpoint is given up", after=1.0)
+        try:
+            return write.step()
+        except Exception:
+            self._broken = True
+            raise
+
+    async def _write_checkpoint(self, write: CheckpointWrite, covered: int) -> None:
+        """Write a taken checkpoint's entries a step at a time on the state thread. Only one step is queued
+        there at a time, so a commit waits for one step at most; while the group is busy (and the checkpoint
+        not overdue) the write pauses. ``covered``: the journaled steps it holds, no longer replayed once it is
+        current."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while self._busy() and not self._checkpoint_overdue() and not self._stopping:
+                    await asyncio.sleep(QUIET / 4)
+                flipped = write.flipped
+                more = await loop.run_in_executor(self._db, self._write_step, write)
+                if write.flipped and not flipped:
+                    self._journaled = max(0, self._journaled - covered)
+                    self._last_checkpoint = time.monotonic()
+                if not more:
+                    return
+        except Exception as exc:  # given up: if it was not current yet, the previous one still is
+            if not isinstance(exc, Retry):
+                log.error("could not write the automation state checkpoint; reloading the state: %s", exc)
+            if self._recovering is None:
+                self._recovering = asyncio.ensure_future(self._recover())
+        finally:
+            self._writing = False
+            self._writer = None
+            self._kick.set()  # a checkpoint due meanwhile may be built now
+
     def _committed(
-        self, future: asyncio.Future[list[str]], batch: StateBatch, waiters: list[asyncio.Future[None]]
+        self,
+        future: asyncio.Future[tuple[list[str], CheckpointWrite | None]],
+        batch: StateBatch,
+        waiters: list[asyncio.Future[None]],
     ) -> None:
         exc = future.exception()
         if exc is not None:
+            if batch.checkpoint:
+                self._writing = False
             if not isinstance(exc, Retry):
                 log.error("could not write automation state; reloading it from the store: %s", exc)
             if self._recovering is None:
@@ -443,13 +504,11 @@ class AutomationService:
                 if not waiter.done():
                     waiter.set_exception(Retry(f"automation state not written: {exc}", after=1.0))
             return
-        new = future.result()
+        new, write = future.result()
         self._applied.update(batch.applied)
-        if batch.checkpoint:
-            self._journaled = 0
-            self._last_checkpoint = time.monotonic()
-        else:
-            self._journaled += len(batch.journal)
+        self._journaled += len(batch.journal)
+        if write is not None:
+            self._writer = asyncio.ensure_future(self._write_checkpoint(write, self._journaled))
         if new:  # dispatched now, from memory: an action starts without reading its firing back
             self.executor.submit(new, _records(batch.firings, new))
         for waiter in waiters:
@@ -458,8 +517,15 @@ class AutomationService:
 
     async def _recover(self) -> None:
         # Every batch queued behind the failed one is refused (see _write); once the state thread has run
-        # them, reload the durable state and accept writes again.
-        await asyncio.get_running_loop().run_in_executor(self._db, lambda: None)
+        # them, and a checkpoint write in progress is given up (the step it queued has run), reload the
+        # durable state and accept writes again.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._db, lambda: None)
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            await loop.run_in_executor(self._db, lambda: None)
         try:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:  # evaluated after the failed batch: not durable either
@@ -476,15 +542,29 @@ class AutomationService:
         assert self.state is not None
         if not hasattr(self, "evaluator"):
             return
+        loop = asyncio.get_running_loop()
+        self._stopping = True
+        # a checkpoint write in progress (or whose batch is still queued) is finished first, without pauses
+        await loop.run_in_executor(self._db, lambda: None)
+        if self._writer is not None:
+            await self._writer
         if self._broken or self._recovering is not None:  # the state in memory is not what was committed
             log.warning("automation state not checkpointed at stop; the journal will be replayed at start")
             return
         try:
             # on the state thread, behind the commits still queued there: written from another thread, the
             # checkpoint could land before them, and their journal rows after it
-            await asyncio.get_running_loop().run_in_executor(self._db, self._write, self._take(True))
+            await loop.run_in_executor(self._db, self._write_whole, self._take(True))
         except Exception:
             log.exception("could not write the automation state at stop; the journal will be replayed at start")
+        finally:
+            self._writing = False
+
+    def _write_whole(self, batch: StateBatch) -> None:
+        """On the state thread: a checkpoint batch and every step of its write, one after another."""
+        _, write = self._write(batch)
+        while write is not None and self._write_step(write):
+            pass
 
     async def _reset(self) -> None:
         self._build = None  # built from state that is not durable; the restore starts a new one

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from trackwire.core.event import dumps, loads
 from trackwire.core.triggers import Firing, StateKey
 
-__all__ = ["AutomationState", "FiringRecord", "JournalEntry", "MemoryAutomationState", "StateBatch"]
+__all__ = ["AutomationState", "CheckpointWrite", "FiringRecord", "JournalEntry", "MemoryAutomationState", "StateBatch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +59,9 @@ JournalEntry = tuple[int | None, float, int]
 @dataclass(frozen=True, slots=True)
 class StateBatch:
     """One durable write: new firings, evaluated events and the journal of evaluation steps since the last
-    checkpoint; a checkpoint batch also carries the changed state entries (JSON text) and removed ones, and
-    empties the journal (the entries it writes already contain every journaled step's effect)."""
+    take; a checkpoint batch also carries the changed state entries (JSON text) and removed ones (only a
+    checkpoint writes entries). The checkpoint holds the state after every step journaled up to and including
+    the batch's own, so once it is current those steps are no longer replayed."""
 
     upserts: Collection[tuple[StateKey, str]] = ()  # e.g. a finished checkpoint's ``dict.items()``
     deletes: tuple[StateKey, ...] = ()
@@ -69,6 +70,19 @@ class StateBatch:
     prune_applied_upto: int | None = None
     journal: tuple[JournalEntry, ...] = ()
     checkpoint: bool = False
+
+
+class CheckpointWrite(Protocol):
+    """The rest of a checkpoint after ``AutomationState.start_checkpoint``, written a short transaction per
+    ``step`` so other commits go on between steps. Until ``flipped``, the durable state is the previous
+    checkpoint and its journal; from then on, this checkpoint and the steps journaled after its batch."""
+
+    @property
+    def flipped(self) -> bool:
+        """The checkpoint is the current one (later steps only tidy up)."""
+
+    def step(self) -> bool:
+        """Write the next part; False when nothing is left."""
 
 
 class AutomationState(Protocol):
@@ -82,7 +96,14 @@ class AutomationState(Protocol):
         """The evaluation steps since the last checkpoint, in order (replayed over ``load_state`` at start)."""
 
     def commit(self, batch: StateBatch) -> list[str]:
-        """Apply the batch atomically; return the ids of firings not recorded before."""
+        """Apply the batch; return the ids of firings not recorded before. Without ``checkpoint`` the batch is
+        one transaction; a checkpoint batch is ``start_checkpoint`` and every step of its write."""
+
+    def start_checkpoint(self, batch: StateBatch) -> tuple[list[str], CheckpointWrite]:
+        """Commit the checkpoint batch's firings, journal and event ids in one transaction (as ``commit`` does
+        a batch without ``checkpoint``) and return their new firing ids and the write of its state entries,
+        which covers every step journaled so far. Only one checkpoint write at a time: finish it (or give it
+        up) before the next ``start_checkpoint``."""
 
     def get_firing(self, firing_id: str) -> FiringRecord | None: ...
 
@@ -149,6 +170,9 @@ class MemoryAutomationState:
                 self.applied_ids = {i for i in self.applied_ids if i > batch.prune_applied_upto}
         return new
 
+    def start_checkpoint(self, batch: StateBatch) -> tuple[list[str], CheckpointWrite]:
+        return self.commit(batch), _Written()
+
     def get_firing(self, firing_id: str) -> FiringRecord | None:
         return self.records.get(firing_id)
 
@@ -187,3 +211,12 @@ class MemoryAutomationState:
 
     def close(self) -> None:
         return None
+
+
+class _Written:
+    """A checkpoint written whole by ``start_checkpoint`` (in memory, nothing is worth splitting)."""
+
+    flipped = True
+
+    def step(self) -> bool:
+        return False

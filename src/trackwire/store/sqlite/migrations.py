@@ -174,6 +174,26 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         )
         """,
     ),
+    (
+        7,
+        "automations: checkpoints written in chunks to a staging table and made current by one small write",
+        """
+        CREATE TABLE IF NOT EXISTS automation_checkpoint (
+            one     INTEGER PRIMARY KEY CHECK (one = 1),
+            current INTEGER NOT NULL,
+            upto    INTEGER NOT NULL
+        );
+        INSERT INTO automation_checkpoint (one, current, upto) VALUES (1, 0, 0) ON CONFLICT (one) DO NOTHING;
+        CREATE TABLE IF NOT EXISTS automation_staged (
+            ckpt       INTEGER NOT NULL,
+            automation TEXT NOT NULL,
+            path       TEXT NOT NULL,
+            bkey       TEXT NOT NULL,
+            state      TEXT,
+            PRIMARY KEY (ckpt, automation, path, bkey)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 LATEST = max(number for number, _, _ in MIGRATIONS)
