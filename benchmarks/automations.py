@@ -273,8 +273,14 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
                 out["p99"] = sorted(starts[i] - at for i in wanted if i in starts)[int(n * 0.99) - 1]
                 return at
 
-            async def checkpoint() -> float:
-                """Request a checkpoint; the longest loop gap until it is committed."""
+            async def written() -> None:
+                """Until the checkpoint being written (if any) is current and tidied up."""
+                while service._writing:
+                    await asyncio.sleep(0.005)
+
+            async def checkpoint(timed: bool = False) -> float:
+                """Request a checkpoint; the longest loop gap until it is current (its rows are written in chunks
+                and made current by one small transaction), then wait until they are folded into place."""
                 before = service._last_checkpoint
                 gaps = [0.0]
 
@@ -290,16 +296,22 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
                 await asyncio.sleep(0.01)
                 service._checkpoint_due = True  # what the sweeper sets when the group is idle after the interval
                 service._commit_later()
+                requested = time.perf_counter()
                 while service._last_checkpoint == before:
                     await asyncio.sleep(0.005)
                 tick.cancel()
+                if timed:
+                    out["current"] = time.perf_counter() - requested
+                await written()
+                if timed:
+                    out["tidied"] = time.perf_counter() - requested
                 return gaps[0]
 
             await append("Shotgun_Shot_Change", 0)
             await asyncio.sleep(1)  # idle: the stress burst's commits and actions are done
             out["buckets"] = len(service.evaluator.state)
             out["dirty"] = len(service.evaluator.dirty)
-            out["gap"] = await checkpoint()
+            out["gap"] = await checkpoint(timed=True)
             await append("Shotgun_Shot_Change", n)
             await asyncio.sleep(1)
             out["dirty2"] = len(service.evaluator.dirty)
@@ -319,6 +331,7 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
                 await asyncio.sleep(0.001)
             await append("Shotgun_Other_Change", 2 * n)
             out["writing"] = out["p99"]
+            await written()
             await asyncio.sleep(1)
             await append("Shotgun_Other_Change", n)  # the same burst with no checkpoint, for reference
             daemon.request_stop()
@@ -330,7 +343,8 @@ def checkpoint_stall(n: int = 1000) -> tuple[float, float] | None:
             return None
         print(
             f"checkpoint with {out['dirty']:,.0f} changed buckets ({out['buckets']:,.0f} in all): loop blocked "
-            f"{out['gap'] * 1000:.0f} ms longest; burst of {n} events (1 match each) appended as a checkpoint of "
+            f"{out['gap'] * 1000:.0f} ms longest, current after {out['current']:.2f} s and folded after "
+            f"{out['tidied']:.2f} s; burst of {n} events (1 match each) appended as a checkpoint of "
             f"{out['dirty2']:,.0f} changed buckets starts: event->action start p99 {out['during'] * 1000:.0f} ms "
             f"(arriving as the checkpoint is written: {out['writing'] * 1000:.0f} ms; the same burst with no "
             f"checkpoint: {out['p99'] * 1000:.0f} ms)"

@@ -343,6 +343,12 @@ class AutomationService:
         with ~90,000 changed buckets) wait for a quiet moment, unless the checkpoint is overdue."""
         return time.monotonic() - self._last_eval < QUIET or self.executor.busy() > 0
 
+    def _behind(self) -> bool:
+        """The log has events the group has not read yet (a burst was just appended)."""
+        runner = self.daemon.runners.get(GROUP)
+        tail = self.daemon.tail
+        return runner is not None and tail is not None and runner.ledger.read_pos < tail.last
+
     def _checkpoint_overdue(self) -> bool:
         since = time.monotonic() - self._last_checkpoint
         return since >= 6 * self.settings.checkpoint_interval or self._journaled >= 200_000
@@ -461,21 +467,26 @@ class AutomationService:
 
     async def _write_checkpoint(self, write: CheckpointWrite, covered: int) -> None:
         """Write a taken checkpoint's entries a step at a time on the state thread. Only one step is queued
-        there at a time, so a commit waits for one step at most; while the group is busy (and the checkpoint
-        not overdue) the write pauses. ``covered``: the journaled steps it holds, no longer replayed once it is
-        current."""
+        there at a time, so a commit waits for one step at most, and each step is followed by a pause as long
+        as itself; while the group is busy or behind the log (and the checkpoint not overdue) the write waits.
+        ``covered``: the journaled steps it holds, no longer replayed once it is current."""
         loop = asyncio.get_running_loop()
         try:
             while True:
-                while self._busy() and not self._checkpoint_overdue() and not self._stopping:
+                while (self._busy() or self._behind()) and not self._checkpoint_overdue() and not self._stopping:
                     await asyncio.sleep(QUIET / 4)
-                flipped = write.flipped
+                flipped, started = write.flipped, time.monotonic()
                 more = await loop.run_in_executor(self._db, self._write_step, write)
                 if write.flipped and not flipped:
                     self._journaled = max(0, self._journaled - covered)
                     self._last_checkpoint = time.monotonic()
                 if not more:
                     return
+                if not self._stopping:
+                    # leave the database's write lock free at least as long as the step held it: the log's
+                    # appends and the groups' commits (other connections) wait for it with growing sleeps,
+                    # and back-to-back steps would leave them only instants to take it
+                    await asyncio.sleep(max(time.monotonic() - started, 0.005))
         except Exception as exc:  # given up: if it was not current yet, the previous one still is
             if not isinstance(exc, Retry):
                 log.error("could not write the automation state checkpoint; reloading the state: %s", exc)
@@ -546,8 +557,11 @@ class AutomationService:
         self._stopping = True
         # a checkpoint write in progress (or whose batch is still queued) is finished first, without pauses
         await loop.run_in_executor(self._db, lambda: None)
-        if self._writer is not None:
-            await self._writer
+        while self._writing:  # its batch has committed, so its write has started (or been given up)
+            if self._writer is not None:
+                await self._writer
+            else:
+                await asyncio.sleep(0.01)
         if self._broken or self._recovering is not None:  # the state in memory is not what was committed
             log.warning("automation state not checkpointed at stop; the journal will be replayed at start")
             return
