@@ -259,6 +259,9 @@ class AutomationSettings(_Section):
     checkpoint_interval: float = Field(
         10.0, gt=0, description="seconds between writes of the whole trigger state (a restart replays the rest)"
     )
+    checkpoint_chunk: int = Field(
+        2000, ge=1, description="trigger-state rows per transaction of a checkpoint write (other commits go between)"
+    )
     action_timeout: float = Field(30.0, gt=0, description="default timeout of one action attempt")
     action_attempts: int = Field(3, ge=1, description="default attempts of an action before it is recorded failed")
     action_backoff: float = Field(1.0, ge=0, description="first retry of an action waits this long (doubling)")

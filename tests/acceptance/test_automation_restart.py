@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,59 @@ def test_killed_at_random_moments_every_shot_fires_once_per_five_notes(tmp_path:
             state.close()
         with d.store() as store:
             wait_for(lambda: store.count_events() == len(sent) + want, 30, what="one emitted event per firing")
+
+
+def checkpoint_rows(db: Path) -> tuple[int, int]:
+    """Rows staged for a checkpoint that is not current (being written, or cut short), and rows of the current
+    one not folded into automation_state yet."""
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        (current,) = conn.execute("SELECT current FROM automation_checkpoint").fetchone()
+        ahead = conn.execute("SELECT count(*) FROM automation_staged WHERE ckpt > ?", (current,)).fetchone()[0]
+        unfolded = conn.execute("SELECT count(*) FROM automation_staged WHERE ckpt = ?", (current,)).fetchone()[0]
+        return int(ahead), int(unfolded)
+    finally:
+        conn.close()
+
+
+def test_a_sigkill_while_a_checkpoint_is_written_in_chunks_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """One row per transaction, so a checkpoint of 240 buckets takes hundreds of transactions: the daemon is
+    killed once while the rows are staged (before the flip) and once while they are folded in (after it)."""
+    config = setup(tmp_path)
+    with config.open("a") as f:
+        f.write("checkpoint_interval = 0.2\ncheckpoint_chunk = 1\n")
+    shots = range(240)
+    first = [s for s in shots for _ in range(1 + s % 4)]  # 1-4 notes each: every bucket half full
+    with daemon(config) as d:
+        d.start()
+        d.wait_running()
+        wait_for(lambda: d.durable_state("automations")[0] >= 0, 30, what="the automations group")
+        with d.store() as store:
+            store.append(notes(0, first))
+        wait_for(lambda: checkpoint_rows(d.db)[0] > 20, 60, what="a checkpoint half written")
+        d.kill()
+        assert checkpoint_rows(d.db)[0] > 0, "killed before the flip"
+
+        d.start()  # restores the previous checkpoint and the whole journal; checkpoints it at start
+        d.wait_running()
+        wait_for(lambda: checkpoint_rows(d.db)[1] > 20, 60, what="a checkpoint current and half folded")
+        d.kill()
+        assert checkpoint_rows(d.db)[1] > 0, "killed after the flip, before the fold ended"
+
+        d.start()
+        d.wait_running()
+        assert state_of(d.db) == {str(s): 1 + s % 4 for s in shots}
+        second = [s for s in shots for _ in range(4 - s % 4)]  # each shot's fifth note comes last
+        with d.store() as store:
+            appended = store.append(notes(len(first), second))
+        wait_for(lambda: state_of(d.db) == {}, 60, what="every shot to fire")
+        state = SqliteAutomationState(d.db)
+        try:
+            firings = state.firings("five-notes", 1000)
+            assert sorted(int(f.key) for f in firings) == list(shots), "each shot fired once"
+            used = [i for f in firings for i in f.events]
+            assert len(used) == len(set(used)) == 5 * len(shots), "no note counted twice"
+            assert max(used) == max(i for i in appended.ids if i is not None)
+        finally:
+            state.close()
+        wait_for(lambda: checkpoint_rows(d.db) == (0, 0), 60, what="the abandoned rows to be cleaned up")

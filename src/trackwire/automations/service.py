@@ -74,14 +74,15 @@ class _Everything:
         return True
 
 
-def open_state(store: object) -> AutomationState:
-    """The state adapter for a store: SQLite tables next to the log, else in memory (not durable)."""
+def open_state(store: object, chunk: int = 2_000) -> AutomationState:
+    """The state adapter for a store: SQLite tables next to the log, else in memory (not durable). ``chunk``:
+    rows per transaction of a checkpoint write."""
     from trackwire.store.sqlite import SqliteStore
 
     if isinstance(store, SqliteStore):
         from trackwire.store.sqlite.automation_state import SqliteAutomationState
 
-        return SqliteAutomationState(store.path)
+        return SqliteAutomationState(store.path, chunk=chunk)
     log.warning("automation state is kept in memory for this store: a restart forgets half-full buckets")
     return MemoryAutomationState()
 
@@ -154,7 +155,7 @@ class AutomationService:
         assert daemon.store is not None
         store = daemon.store
         if self.state is None:
-            self.state = await asyncio.to_thread(open_state, store)
+            self.state = await asyncio.to_thread(open_state, store, self.settings.checkpoint_chunk)
         state = self.state
         self.evaluator = Evaluator(
             self._load(),
