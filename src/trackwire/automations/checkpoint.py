@@ -1,9 +1,9 @@
 """Building a checkpoint of the trigger state in slices, between evaluations, without copying the state.
 
-A checkpoint must hold exactly the state at one journal position: the moment it is taken (the batch that
-carries it empties the journal, so every step journaled before that moment must be in its rows, and none
-after it). Serialising every changed bucket at that moment took ~0.15-0.4 s of the event loop with ~90,000
-buckets. The builder spreads that work out instead:
+A checkpoint must hold exactly the state at one journal position: the moment it is taken (once it is
+current, the steps journaled up to its batch are no longer replayed, so every step journaled before that
+moment must be in its rows, and none after it). Serialising every changed bucket at that moment took
+~0.15-0.4 s of the event loop with ~90,000 buckets. The builder spreads that work out instead:
 
 - ``start`` takes the evaluator's ``dirty`` set (every key changed since the last durable checkpoint) and
   gives the evaluator a fresh one;

@@ -263,12 +263,12 @@ class ChunkedCheckpoint:
         self.upto = upto  # the last journal step whose effect its entries hold
         self.flipped = False
         self._owner = owner
-        self._upserts = upserts  # a view of the builder's rows: read a chunk at a time, never copied whole
+        self._upserts = upserts  # a view of the builder's rows (no copy on the event loop); grouped here
         self._deletes = deletes
         self._steps = self._run()
 
     def step(self) -> bool:
-        """Run the next transaction of the write; False when nothing is left."""
+        """Run the next step of the write (at most one short transaction); False when nothing is left."""
         return next(self._steps, False)
 
     def _run(self) -> Iterator[bool]:
