@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from trackwire.automations.checkpoint import CheckpointBuilder
 from trackwire.automations.replay import durable_evaluator
@@ -191,3 +192,60 @@ def test_a_store_checkpointed_before_chunked_writes_reads_the_same_after_the_upg
         assert state.load_state() == {("three", "t", "1"): {"times": []}, ("three", "t", "2"): {}}
     finally:
         state.close()
+
+
+class _FlipAfterStateRead:
+    """A reader's connection that lets the writer finish a checkpoint right after the state entries are read
+    (what ``automations show`` in another process can meet)."""
+
+    def __init__(self, conn: sqlite3.Connection, finish: object) -> None:
+        self.conn, self.finish = conn, finish
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = self.conn.execute(sql, *args)
+        if "automation_state" in sql and callable(self.finish):
+            rows = cursor.fetchall()
+            self.finish()
+            self.finish = None
+            return _Rows(rows)  # type: ignore[return-value]
+        return cursor
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _Rows:
+    def __init__(self, rows: list[object]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[object]:
+        return self.rows
+
+
+def test_a_reader_in_another_process_sees_one_checkpoint_with_its_own_journal_even_if_it_flips_meanwhile(
+    tmp_path: Path,
+) -> None:
+    from trackwire.store.sqlite.migrations import use_wal
+
+    first = sqlite3.connect(tmp_path / "auto.db")
+    use_wal(first)  # as the store leaves its file: a reader's snapshot does not block the writer
+    first.close()
+    s = Scenario(tmp_path / "auto.db")
+    s.commit(40)
+    s.state.commit(s.take())  # a first checkpoint, fully written
+    s.commit(30)
+    expected = s.restored_from(s.path)
+    _, write = s.state.start_checkpoint(s.take())  # a second one, written by the daemon below
+
+    def finish_the_write() -> None:
+        while write.step():
+            pass
+
+    reader = SqliteAutomationState(s.path)
+    try:
+        reader._conn = _FlipAfterStateRead(reader._conn, finish_the_write)  # type: ignore[assignment]
+        rebuilt, _ = durable_evaluator(reader, AUTOS, lambda ids: [s.log[i] for i in ids])
+    finally:
+        reader.close()
+    assert write.flipped
+    assert as_stored(rebuilt) == expected, "old entries replayed with the new, shortened journal"

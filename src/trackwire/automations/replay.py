@@ -42,10 +42,8 @@ def durable_evaluator(
     trace: Callable[[str], None] | None = None,
 ) -> tuple[Evaluator, list[Firing]]:
     """An evaluator holding the committed state; ``trace`` narrates the replayed steps."""
-    evaluator = Evaluator(
-        automations, state.load_state(), lateness=lateness, max_depth=max_depth, follow_bound=follow_bound
-    )
-    steps = state.journal()
+    entries, steps = state.snapshot()
+    evaluator = Evaluator(automations, entries, lateness=lateness, max_depth=max_depth, follow_bound=follow_bound)
     ids = [e for e, _, _ in steps if e is not None]
     events: dict[int, Event] = {}
     for start in range(0, len(ids), 900):

@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Coroutine, Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +49,7 @@ from trackwire.core.triggers import Automation, Evaluator, Firing, StateKey
 from trackwire.errors import Retry
 from trackwire.ports import Clock
 from trackwire.runtime.inprocess import InProcessConsumer
+from trackwire.runtime.shielded import finish_despite_cancellation
 
 if TYPE_CHECKING:
     from trackwire.runtime.daemon import Daemon
@@ -198,7 +199,7 @@ class AutomationService:
             # The daemon cancels a service to stop it, and cancels what is left once more a little later: the
             # final checkpoint must not be cut by that second cancel (the state thread and its connection
             # would be left open, and the stop would not checkpoint).
-            await _finish_despite_cancellation(self._stop(tasks, state))
+            await finish_despite_cancellation(self._stop(tasks, state))
 
     async def _stop(self, tasks: list[asyncio.Task[Any]], state: AutomationState) -> None:
         for task in tasks:
@@ -670,17 +671,3 @@ async def automation_service(daemon: Daemon) -> None:
     service = AutomationService(daemon)
     daemon.automations = service  # type: ignore[attr-defined]
     await service.run()
-
-
-async def _finish_despite_cancellation(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to its end even if this task is cancelled meanwhile, then pass the cancellation on."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            cancelled = True
-    task.result()
-    if cancelled:
-        raise asyncio.CancelledError

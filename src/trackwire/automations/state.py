@@ -95,6 +95,10 @@ class AutomationState(Protocol):
     def journal(self) -> list[JournalEntry]:
         """The evaluation steps since the last checkpoint, in order (replayed over ``load_state`` at start)."""
 
+    def snapshot(self) -> tuple[dict[StateKey, dict[str, Any]], list[JournalEntry]]:
+        """``load_state`` and ``journal`` as of one moment: read apart, a checkpoint made current between the
+        two reads would pair the old entries with the shortened journal (a reader in another process)."""
+
     def commit(self, batch: StateBatch) -> list[str]:
         """Apply the batch; return the ids of firings not recorded before. Without ``checkpoint`` the batch is
         one transaction; a checkpoint batch is ``start_checkpoint`` and every step of its write."""
@@ -145,6 +149,9 @@ class MemoryAutomationState:
 
     def journal(self) -> list[JournalEntry]:
         return list(self.steps)
+
+    def snapshot(self) -> tuple[dict[StateKey, dict[str, Any]], list[JournalEntry]]:
+        return self.load_state(), self.journal()
 
     def commit(self, batch: StateBatch) -> list[str]:
         stamp = datetime.now(UTC).isoformat()

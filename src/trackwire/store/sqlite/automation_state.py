@@ -89,6 +89,20 @@ class SqliteAutomationState:
             rows = self._conn.execute(q.LOAD_JOURNAL).fetchall()
         return [(None if e is None else int(e), float(at), int(low)) for e, at, low in rows]
 
+    def snapshot(self) -> tuple[dict[StateKey, dict[str, Any]], list[JournalEntry]]:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")  # one read transaction: both reads see the same checkpoint
+            try:
+                entries = conn.execute(q.LOAD_STATE).fetchall()
+                steps = conn.execute(q.LOAD_JOURNAL).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return (
+            {(a, p, k): loads(s) for a, p, k, s in entries},
+            [(None if e is None else int(e), float(at), int(low)) for e, at, low in steps],
+        )
+
     def commit(self, batch: StateBatch) -> list[str]:
         """Write a batch in one transaction (a checkpoint batch: and its whole checkpoint, a step at a time);
         return the ids of the firings that were new."""
