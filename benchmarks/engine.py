@@ -22,7 +22,9 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from trackwire.config import Settings, load_settings
 from trackwire.core.event import Event, Ref
@@ -151,7 +153,7 @@ def bare_loop(events: int) -> float:
         store.register_group("g", 0)
         conn = sqlite3.connect(Path(tmp) / "bare.db", isolation_level=None)
         conn.execute("PRAGMA synchronous=FULL")
-        noops = [lambda e: None for _ in range(10)]
+        noops: list[Callable[[Any], None]] = [lambda e: None for _ in range(10)]
         started = time.perf_counter()
         position = 0
         while True:

@@ -223,7 +223,10 @@ def run_shotgunevents(label: str, src: Path, plugins: int, body: str, events: in
             (plugin_dir / f"plugin{n:02d}.py").write_text(code)
         conf = SED_CONF.format(folder=folder, url=url, plugins=plugin_dir)
         (folder / "src" / "shotgunEventDaemon.conf").write_text(conf)
-        state = {str(plugin_dir): {f"plugin{n:02d}": (1, {}) for n in range(plugins)}}
+        # shotgunEvents' id file: plugin folder -> plugin name -> (last event id, backlog of id -> timeout)
+        state: dict[str, dict[str, tuple[int, dict[int, object]]]] = {
+            str(plugin_dir): {f"plugin{n:02d}": (1, {}) for n in range(plugins)}
+        }
         (folder / "sed.id").write_bytes(pickle.dumps(state))
         marks = folder / "marks"
         env = dict(os.environ, SED_LAST=str(events), SED_MARKS=str(marks))

@@ -217,7 +217,7 @@ def event(number: int, entity: Ref, *, type: str = "Acceptance_Change", attribut
 
 def records(path: Path) -> list[tuple[int, str, int, str, str, float]]:
     """The lines a recording plugin wrote: (life, mark, event id, entity, consumer, time)."""
-    out = []
+    out: list[tuple[int, str, int, str, str, float]] = []
     if not path.exists():
         return out
     for line in path.read_text(encoding="utf-8").splitlines():

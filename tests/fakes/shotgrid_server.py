@@ -239,7 +239,7 @@ class FakeShotgrid:
             auth = params[0] if params and isinstance(params[0], dict) else {}
             self._authenticate(auth)
             self.session_uuids.append(auth.get("session_uuid"))
-            args = params[1] if len(params) > 1 else {}
+            args: Any = params[1] if len(params) > 1 else {}  # JSON: each method checks its own shape
             with self.lock:
                 if method == "read":
                     return 200, {"results": self._read(args)}
@@ -330,7 +330,11 @@ class FakeShotgrid:
             rows = [r for r in table.values() if self._match(r, flt)]
             for sort in reversed(args.get("sorts") or [{"field_name": "id", "direction": "asc"}]):
                 name = sort.get("field_name") or sort.get("column")
-                rows.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n)), reverse=sort.get("direction") == "desc")
+
+                def order(r: dict[str, Any], n: Any = name) -> tuple[bool, Any]:
+                    return (r.get(n) is None, r.get(n))
+
+                rows.sort(key=order, reverse=sort.get("direction") == "desc")
             count = len(rows)
             chunk = rows[(page - 1) * per_page : page * per_page]
         fields = list(args.get("return_fields") or [])
@@ -375,7 +379,10 @@ class FakeShotgrid:
     def _log(self, entity_type: str, entity_id: int, kind: str, attribute: str | None, old: Any, new: Any) -> None:
         if not self.log_events or entity_type == "EventLogEntry":
             return
-        meta = {"type": "new_entity" if kind == "New" else "attribute_change", "entity_type": entity_type}
+        meta: dict[str, Any] = {
+            "type": "new_entity" if kind == "New" else "attribute_change",
+            "entity_type": entity_type,
+        }
         meta.update({"entity_id": entity_id, "attribute_name": attribute, "old_value": old, "new_value": new})
         self.add_event(
             f"Shotgun_{entity_type}_{kind}",

@@ -29,7 +29,7 @@ class KitsuServer:
         import gazu
 
         client = gazu.client.create_client(self.url)
-        gazu.log_in(self.email, self.password, client=client)
+        gazu.log_in(self.email, self.password, client=client)  # type: ignore[no-untyped-call]  # gazu is unannotated
         return client
 
     def options(self) -> dict[str, Any]:

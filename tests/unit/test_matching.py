@@ -246,7 +246,11 @@ def test_lazy_matching_by_type_agrees_with_full_matching(table: Any) -> None:
     index = TypeIndex([_me(table), Filter(types=("Shotgun_*",)), Filter(attributes=("code",))])
     for event_type, attribute in _EVENTS:
         event = _event(type=event_type, attribute=attribute)
-        assert index.match_lazy(event_type, lambda event=event: event) == index.match(event), (table, event)
+
+        def load(event: Event = event) -> Event:
+            return event
+
+        assert index.match_lazy(event_type, load) == index.match(event), (table, event)
 
 
 # -- the type index -----------------------------------------------------------------------------------
