@@ -66,7 +66,7 @@ for i in range(5):
 def side_effects(path: Path) -> list[tuple[str, int]]:
     if not path.exists():
         return []
-    return [tuple(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]  # type: ignore[misc]
+    return [tuple(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.mark.slow

@@ -90,13 +90,13 @@ def test_our_form_posts_back_with_a_ticket_not_the_token_and_a_forged_ticket_is_
     assert re.search(r"<form method='post' action='/actions/shotgrid/loco.batch-create-shots'>", form.text)
     values = [("submitted", "1"), ("value.pattern", "sh{:04d}"), ("value.first", "1"), ("value.last", "2")]
     back = [*AMI_FIELDS, ("trackwire_ticket", ticket.group(1)), *values]
-    body = str(httpx.QueryParams(back))
+    body = str(httpx.QueryParams(tuple(back)))
     headers = {"content-type": "application/x-www-form-urlencoded"}
     ran = client.post(url, token=None, content=body, headers=headers)
     assert ran.status_code == 200 and "would create 1 shots" in ran.text
     expires, _, signature = ticket.group(1).partition(".")
     forged = [*AMI_FIELDS, ("trackwire_ticket", f"{int(expires) + 3600}.{signature}"), *values]
-    refused = client.post(url, token=None, content=str(httpx.QueryParams(forged)), headers=headers)
+    refused = client.post(url, token=None, content=str(httpx.QueryParams(tuple(forged))), headers=headers)
     elsewhere = client.post(
         "/actions/shotgrid/loco.clear-job-queue",
         token=None,
@@ -109,7 +109,7 @@ def test_our_form_posts_back_with_a_ticket_not_the_token_and_a_forged_ticket_is_
 
 
 def test_a_form_ticket_expires_after_an_hour() -> None:
-    gate = ActionGate(HostedActionsSettings(shotgrid_token="t"))  # type: ignore[arg-type]
+    gate = ActionGate(HostedActionsSettings(shotgrid_token="t"))
     ticket = gate.ticket("shotgrid", "a", now=1_000_000.0)
     assert ticket is not None
     assert gate.ticket_ok("shotgrid", "a", ticket, now=1_000_000.0 + 3599)

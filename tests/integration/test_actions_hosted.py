@@ -40,7 +40,7 @@ AMI_FIELDS: list[tuple[str, str]] = [
 
 
 SG_TOKEN, KITSU_TOKEN = "sg-7f3a9c", "kitsu-2b8e1d"
-TOKENS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN)  # type: ignore[arg-type]
+TOKENS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN)
 
 
 class Client:
@@ -88,7 +88,7 @@ def test_a_form_action_answers_with_a_form_then_runs_with_the_submitted_values()
     client = Client(store)
     first = client.post(
         "/actions/shotgrid/loco.batch-create-shots",
-        content=httpx.QueryParams(AMI_FIELDS).__str__(),
+        content=httpx.QueryParams(tuple(AMI_FIELDS)).__str__(),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert first.status_code == 200
@@ -104,7 +104,7 @@ def test_a_form_action_answers_with_a_form_then_runs_with_the_submitted_values()
     ]
     second = client.post(
         "/actions/shotgrid/loco.batch-create-shots",
-        content=str(httpx.QueryParams(submitted)),
+        content=str(httpx.QueryParams(tuple(submitted))),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert second.status_code == 200
@@ -142,7 +142,7 @@ def test_a_light_payload_post_is_read_back_from_the_event_log_entry_on_the_shotg
             payload.setdefault(key, []).append(value)
         meta = {"ami_payload": {k: v if len(v) > 1 else v[0] for k, v in payload.items()}}
         entry_id = sg.add_event("Shotgun_ActionMenuItem_Triggered", meta=meta)
-        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")
         client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
         response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
         missing = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": "999999"})
@@ -160,7 +160,7 @@ def test_a_light_payload_entry_without_an_ami_payload_is_refused_with_400() -> N
     with FakeShotgrid() as sg:
         # an ordinary EventLogEntry: its meta is an attribute change, not an action menu item's payload
         entry_id = sg.add_event("Shotgun_Shot_Change", meta={"type": "attribute_change", "entity_type": "Shot"})
-        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")
         client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
         response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
         not_an_id = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": "x"})
@@ -174,7 +174,7 @@ def test_a_light_payload_with_the_guides_comma_separated_columns() -> None:
     with FakeShotgrid() as sg:
         payload = dict(AMI_FIELDS) | {"cols": "code,sg_status_list", "page_id": "1353", "referrer_path": "/page/1353"}
         entry_id = sg.add_event("Shotgun_ActionMenuItem_Triggered", meta={"ami_payload": payload})
-        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")  # type: ignore[arg-type]
+        settings = ShotgridSettings(site=sg.url, script_name="trackwire", script_key="secret")
         client = Client(store, shotgrid_reader=_shotgrid_reader(settings))
         response = client.post("/actions/shotgrid/loco.clear-job-queue", data={"event_log_entry_id": str(entry_id)})
     assert response.status_code == 200, response.text
@@ -222,7 +222,7 @@ def test_the_apps_kitsu_preflight_is_answered_for_kitsu_origins_only() -> None:
     from trackwire.web.app import build_app
 
     kitsu = "https://kitsu.locovfx.com"
-    settings = HostedActionsSettings(kitsu_token=KITSU_TOKEN, kitsu_origins=(kitsu,))  # type: ignore[arg-type]
+    settings = HostedActionsSettings(kitsu_token=KITSU_TOKEN, kitsu_origins=(kitsu,))
     backend = Backend.for_store(MemoryStore())
     app = build_app(backend, WebSettings(), actions=load_actions(EXAMPLES), action_settings=settings)
     preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}

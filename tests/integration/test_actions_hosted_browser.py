@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi import FastAPI
@@ -31,23 +32,27 @@ AMI = {
     "title": "Sequences",
 }
 
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
-def browser_page() -> Iterator[object]:
+def browser_page() -> Iterator[Page]:
     with chromium_tab() as tab:
         yield tab
 
 
-def test_a_user_fills_the_batch_create_form_in_chromium_and_sees_the_result(browser_page: object) -> None:
-    page: playwright_sync.Page = browser_page  # type: ignore[assignment]
+def test_a_user_fills_the_batch_create_form_in_chromium_and_sees_the_result(browser_page: Page) -> None:
+    page = browser_page
     expect = playwright_sync.expect
     store = MemoryStore()
     app = FastAPI()
     backend = Backend.for_store(store)
     app.state.backend = backend
-    settings = HostedActionsSettings(shotgrid_token="sg-7f3a9c")  # type: ignore[arg-type]
+    settings = HostedActionsSettings(shotgrid_token="sg-7f3a9c")
     app.include_router(actions_router(backend, load_actions(EXAMPLES), settings=settings))
     with serve_app(app) as server:
         # what ShotGrid's page does when the user picks the action menu item: a form POST to our URL

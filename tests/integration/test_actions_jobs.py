@@ -26,7 +26,7 @@ KITSU_BODY = {  # what Kitsu posts for an is_ajax custom action (see tests/integ
     "userid": "3f6b8a2c-9d1e-4f70-8a5b-2c3d4e5f6a7b",
     "useremail": "jane@locovfx.com",
 }
-SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN, job_heartbeat=0.1)  # type: ignore[arg-type]
+SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, kitsu_token=KITSU_TOKEN, job_heartbeat=0.1)
 
 
 class Steps:

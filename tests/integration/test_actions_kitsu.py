@@ -42,7 +42,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples" / "actions"
 CHROMIUM = Path("/usr/bin/chromium")
 FORM = "application/x-www-form-urlencoded"
 TOKEN = "kitsu-5d1e9a"  # [hosted_actions] kitsu_token: Kitsu carries it in the URL zou stores
-SETTINGS = HostedActionsSettings(kitsu_token=TOKEN)  # type: ignore[arg-type]
+SETTINGS = HostedActionsSettings(kitsu_token=TOKEN)
 
 
 @dataclass

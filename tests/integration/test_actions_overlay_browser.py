@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi import FastAPI, Request, Response
@@ -34,6 +34,10 @@ from trackwire.web.auth import COOKIE
 from trackwire.web.backend import Backend
 
 pytestmark = pytest.mark.needs_server
+
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -108,12 +112,12 @@ def blocked_overlay(frame: Any) -> bool:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched
 
 
-def test_action_pages_render_in_a_shotgrid_overlay_and_nowhere_else(browser: object, tmp_path: Path) -> None:
+def test_action_pages_render_in_a_shotgrid_overlay_and_nowhere_else(browser: Browser, tmp_path: Path) -> None:
     expect = playwright_sync.expect
     ARTIFACTS.mkdir(exist_ok=True)
     steps = Steps(2)
@@ -121,12 +125,12 @@ def test_action_pages_render_in_a_shotgrid_overlay_and_nowhere_else(browser: obj
     actions = {**load_actions(EXAMPLES), sync.identifier: sync}
     store = SqliteStore(tmp_path / "tw.db")
     backend = Backend.for_store(store)
-    launched: playwright_sync.Browser = browser  # type: ignore[assignment]
+    launched = browser
     with ExitStack() as stack:
         shotgrid = stack.enter_context(fake_site())  # [shotgrid] site
         legacy = stack.enter_context(fake_site())  # [web] frame_ancestors: the site's other address
         stranger = stack.enter_context(fake_site())  # neither
-        settings = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.5)  # type: ignore[arg-type]
+        settings = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.5)
         web = web_settings(frame_ancestors=(legacy.origin,))
         app: FastAPI = build_app(
             backend, web, actions=actions, action_settings=settings, shotgrid_site=shotgrid.origin + "/"

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,10 @@ pytestmark = pytest.mark.needs_server
 
 README_IMAGE = ROOT / "docs" / "img" / "dashboard.png"
 UPDATE_README_IMAGE = os.environ.get("TRACKWIRE_UPDATE_SCREENSHOTS", "") == "1"
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
@@ -33,7 +38,7 @@ def live(tmp_path: Path) -> Iterator[LiveDaemon]:
 
 
 @pytest.fixture
-def page(live: LiveDaemon) -> Iterator[object]:
+def page(live: LiveDaemon) -> Iterator[Page]:
     with chromium_tab({"width": 1400, "height": 1000}) as tab:
         yield tab
 
@@ -43,7 +48,7 @@ def _dead_letters(live: LiveDaemon) -> list[tuple[str, int]]:
 
 
 def test_an_operator_logs_in_filters_opens_an_event_replays_a_dead_letter_and_sees_recovery(
-    live: LiveDaemon, page: playwright_sync.Page
+    live: LiveDaemon, page: Page
 ) -> None:
     expect = playwright_sync.expect
     # the farm plugin fails for Shot:1013 until the farm is "up": those deliveries are dead-lettered
@@ -115,7 +120,7 @@ def test_an_operator_logs_in_filters_opens_an_event_replays_a_dead_letter_and_se
     page.screenshot(path=str(ARTIFACTS / "recovered.png"), full_page=True)
 
 
-def test_the_overview_updates_live_without_a_reload(live: LiveDaemon, page: playwright_sync.Page) -> None:
+def test_the_overview_updates_live_without_a_reload(live: LiveDaemon, page: Page) -> None:
     expect = playwright_sync.expect
     page.goto(live.url + "/login")
     page.fill("input[name=password]", PASSWORD)

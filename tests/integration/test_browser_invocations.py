@@ -7,6 +7,7 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -35,17 +36,21 @@ AMI = {
     "title": "Playlists",
 }
 
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     with chromium() as launched:
         yield launched
 
 
 def test_an_artist_follows_a_long_action_and_an_operator_sees_every_invocation_live(
-    browser: object, tmp_path: Path
+    browser: Browser, tmp_path: Path
 ) -> None:
     expect = playwright_sync.expect
     ARTIFACTS.mkdir(exist_ok=True)
@@ -54,9 +59,9 @@ def test_an_artist_follows_a_long_action_and_an_operator_sees_every_invocation_l
     actions = {**load_actions(EXAMPLES), sync.identifier: sync}
     store = SqliteStore(tmp_path / "tw.db")
     backend = Backend.for_store(store)
-    settings = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.5)  # type: ignore[arg-type]
+    settings = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.5)
     app = build_app(backend, web_settings(), actions=actions, action_settings=settings)
-    launched: playwright_sync.Browser = browser  # type: ignore[assignment]
+    launched = browser
     try:
         with serve_app(app) as server:
             # a short action first, as ShotGrid would post it

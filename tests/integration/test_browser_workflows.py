@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_IMAGE = ROOT / "docs" / "img" / "workflow-run.png"
 UPDATE_DOCS_IMAGE = os.environ.get("TRACKWIRE_UPDATE_SCREENSHOTS", "") == "1"
 
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
@@ -34,13 +39,13 @@ def wf(tmp_path: Path) -> Iterator[WorkflowDaemon]:
 
 
 @pytest.fixture
-def page(wf: WorkflowDaemon) -> Iterator[object]:
+def page(wf: WorkflowDaemon) -> Iterator[Page]:
     with chromium_tab({"width": 1400, "height": 1000}) as tab:
         yield tab
 
 
 def test_an_operator_sees_a_failed_join_run_retries_the_step_by_clicking_and_sees_it_succeed(
-    wf: WorkflowDaemon, page: playwright_sync.Page
+    wf: WorkflowDaemon, page: Page
 ) -> None:
     expect = playwright_sync.expect
     body = {"flow": "shot-review", "events": ["go"], "sequence": "Shot:7"}

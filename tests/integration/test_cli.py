@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def _table_rows(text: str) -> list[list[str]]:
     return rows
 
 
-def _json_lines(*events: dict[str, object]) -> str:
+def _json_lines(*events: Mapping[str, object]) -> str:
     return "".join(json.dumps(e) + "\n" for e in events)
 
 

@@ -89,7 +89,7 @@ def test_action_discover_and_the_form_round_trip_reply_as_ftrack_does() -> None:
         "source": {"id": "web1", "user": user},
         "data": {"selection": selection},
     }
-    launch = {
+    launch: dict[str, Any] = {  # an ftrack event as JSON
         "id": "l1",
         "topic": "ftrack.action.launch",
         "source": {"id": "web1", "user": user},
@@ -151,7 +151,7 @@ def test_the_studio_hosted_actions_are_served_in_ftracks_action_menu_with_their_
         "source": {"id": "w", "user": user},
         "data": {"selection": selection},
     }
-    launch = {
+    launch: dict[str, Any] = {  # an ftrack event as JSON
         "id": "l9",
         "topic": "ftrack.action.launch",
         "source": {"id": "w", "user": user},

@@ -28,7 +28,7 @@ def server() -> Iterator[FakeFtrackServer]:
 
 
 def _settings(server: FakeFtrackServer) -> FtrackSettings:
-    return FtrackSettings(server_url=server.url, api_user="events@locovfx.com", api_key="k")  # type: ignore[arg-type]
+    return FtrackSettings(server_url=server.url, api_user="events@locovfx.com", api_key="k")
 
 
 def _types(store: MemoryStore) -> list[str]:

@@ -27,7 +27,7 @@ def _requests(app: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> list[ht
 
 def test_the_invocations_list_needs_a_login_and_pages_newest_first() -> None:
     backend = Backend.for_store(MemoryStore())
-    settings = HostedActionsSettings(shotgrid_token="sg-t")  # type: ignore[arg-type]
+    settings = HostedActionsSettings(shotgrid_token="sg-t")
     app = build_app(backend, web_settings(), actions=load_actions(EXAMPLES), action_settings=settings)
     post = {"params": {"token": "sg-t"}, "data": {**dict(AMI_FIELDS), "entity_type": "Version"}}
     auth = {"headers": {"Authorization": f"Bearer {TOKEN}"}}

@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ SCRIPTS = {"trackwire": "secret", "logargs": "k1", "status": "k2"}
 
 
 @pytest.fixture
-def fake() -> FakeShotgrid:
+def fake() -> Iterator[FakeShotgrid]:
     server = FakeShotgrid(SCRIPTS, log_events=True).start()
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 

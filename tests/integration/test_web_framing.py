@@ -25,7 +25,7 @@ SITE = "https://studio.shotgrid.autodesk.com/"
 LEGACY = "https://studio.shotgunstudio.com"
 ALLOWED = "'self' https://studio.shotgrid.autodesk.com https://studio.shotgunstudio.com"
 AMI_FIELDS = SEQUENCE_AMI
-SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.1)  # type: ignore[arg-type]
+SETTINGS = HostedActionsSettings(shotgrid_token=SG_TOKEN, job_heartbeat=0.1)
 
 
 def _quick_sync(inv: Invocation) -> Outcome:

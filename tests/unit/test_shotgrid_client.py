@@ -74,7 +74,7 @@ def test_a_read_answer_keeps_its_shape_and_gets_date_times_in_meta_too() -> None
         "entity": {"type": "Shot", "id": 1, "name": "2024-01-03T00:00:00Z"},
         "created_at": "2024-05-01T10:00:00Z",
     }
-    answer = {"results": {"entities": [row, dict(row, id=8)], "paging_info": {"entity_count": 2}}}
+    answer: dict[str, Any] = {"results": {"entities": [row, dict(row, id=8)], "paging_info": {"entity_count": 2}}}
     ours = poller._transform_inbound(copy.deepcopy(answer))
     same(ours, stock._transform_inbound(answer))
     assert ours["results"]["entities"][1]["created_at"] == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -87,6 +87,6 @@ def test_naive_date_times_when_the_connection_asks_for_them_are_shotgun_api3s_ow
     stock, poller = clients()
     stock.config.convert_datetimes_to_utc = False
     poller.config.convert_datetimes_to_utc = False
-    answer = {"created_at": "2024-05-01T10:00:00Z"}
+    answer: dict[str, Any] = {"created_at": "2024-05-01T10:00:00Z"}  # the conversion makes datetimes
     assert poller._transform_inbound(dict(answer)) == stock._transform_inbound(dict(answer))
     assert poller._transform_inbound(dict(answer))["created_at"].tzinfo is None
