@@ -17,8 +17,8 @@ from typing import Any
 
 from tests.conftest import wait_for
 from trackwire.core.event import Event, Ref
-from trackwire.ports import Store
 from trackwire.store import open_store
+from trackwire.store.sqlite import SqliteStore
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 _SCRIPT = Path(sys.executable).with_name("trackwire")
@@ -174,8 +174,9 @@ class DaemonProcess:
             return store.last_id() - position + len(unfinished)
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
+    def store(self) -> Iterator[SqliteStore]:
         store = open_store(f"sqlite:///{self.db}")
+        assert isinstance(store, SqliteStore)  # what a sqlite:/// URL opens
         try:
             yield store
         finally:

@@ -111,7 +111,8 @@ def test_a_threshold_automation_fires_per_shot_and_its_webhook_runs(tmp_path: Pa
         daemon.notify_appended()
         assert service.state is not None
         await until(lambda: len(httpserver.log) == 2)
-        await until(lambda: len([f for f in service.state.firings("notes-burst") if f.status == "succeeded"]) == 2)
+        state = service.state  # a local: mypy keeps no attribute narrowing inside a lambda
+        await until(lambda: len([f for f in state.firings("notes-burst") if f.status == "succeeded"]) == 2)
         firings = service.state.firings("notes-burst")
         assert sorted(f.key for f in firings) == ["0", "1"]
         assert sorted(f.events for f in firings) == [(1, 3, 5), (2, 4, 6)]
@@ -160,7 +161,8 @@ def test_an_automation_that_emits_what_it_expects_stops_at_the_recursion_guard(t
         store.append([Event(source="t", source_id="p0", type="ping")])
         daemon.notify_appended()
         assert service.state is not None
-        await until(lambda: len([f for f in service.state.firings("echo") if f.status == "succeeded"]) == 4)
+        state = service.state  # a local: mypy keeps no attribute narrowing inside a lambda
+        await until(lambda: len([f for f in state.firings("echo") if f.status == "succeeded"]) == 4)
         await until(lambda: store.count_events() == 5)
         await asyncio.sleep(0.5)  # a loop would keep going: give it the chance to show itself
         assert store.count_events() == 5
@@ -195,7 +197,8 @@ def test_explain_tells_from_the_recorded_firings_and_state_why_each_event_fired_
         store.append([Event(source="sg", source_id="v", type="Shotgun_Version_New", entity=Ref("Shot", 0))])
         daemon.notify_appended()
         assert service.state is not None
-        await until(lambda: len([f for f in service.state.firings("notes-burst") if f.status == "succeeded"]) == 2)
+        state = service.state  # a local: mypy keeps no attribute narrowing inside a lambda
+        await until(lambda: len([f for f in state.firings("notes-burst") if f.status == "succeeded"]) == 2)
         await until(lambda: 8 in service._applied)
         # while the daemon runs, event 7 is only in the journal (no checkpoint yet): explained from it
         live = await asyncio.to_thread(explain, "--event", "7")
