@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from trackwire.automations.state import FiringRecord
 from trackwire.core.event import Event, Ref
 from trackwire.core.triggers import Automation, CompoundTrigger, Evaluator, EventTrigger, parse_predicate
 
@@ -164,13 +165,14 @@ async def _start(root: Path, starts: dict[int, float], **automations: Any) -> tu
     store = SqliteStore(root / "tw.db")
     daemon = Daemon(settings, store=store)
     runner = asyncio.create_task(daemon.run(install_signals=False))
-    while getattr(daemon, "automations", None) is None:
+    while (service := daemon.automations) is None:
         await asyncio.sleep(0.01)
-    service = daemon.automations  # type: ignore[attr-defined]
     await service.ready.wait()
-    service.executor.on_start = lambda record, index: starts.setdefault(
-        record.triggering_event or 0, time.perf_counter()
-    )
+
+    def started(record: FiringRecord, index: int) -> None:
+        starts.setdefault(record.triggering_event or 0, time.perf_counter())
+
+    service.executor.on_start = started
     return store, daemon, runner, service
 
 

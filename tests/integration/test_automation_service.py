@@ -86,7 +86,7 @@ def with_daemon(
         store = SqliteStore(tmp_path / "tw.db")
         daemon = Daemon(settings, store=store)
         runner = asyncio.create_task(daemon.run(install_signals=False))
-        service: AutomationService = await until(lambda: getattr(daemon, "automations", None))
+        service: AutomationService = await until(lambda: daemon.automations)
         await asyncio.wait_for(service.ready.wait(), 30)
         try:
             await scenario(daemon, store, service)

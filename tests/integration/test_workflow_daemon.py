@@ -108,7 +108,7 @@ def test_tracker_events_and_requests_in_the_log_drive_runs_in_the_daemon(tmp_pat
             await asyncio.wait_for(task, 30)
 
     async def drive() -> dict[str, Any]:
-        await until(lambda: (running := getattr(daemon, "workflows", None)) is not None and running.ready.is_set())
+        await until(lambda: (running := daemon.workflows) is not None and running.ready.is_set())
         results: dict[str, Any] = {}
         assert await until(lambda: status_of(f"comp-prep-{early}")) == "success", "a request made before the start"
         first = append(shot_event(1, "rfc", 11))

@@ -129,7 +129,7 @@ def workflow_daemon(tmp_path: Path, **overrides: Any) -> Iterator[WorkflowDaemon
         wait_for(ready.is_set, timeout=60, what="the daemon to start")
 
         def serving() -> bool:
-            service = getattr(daemon, "workflows", None)
+            service = daemon.workflows
             if service is None or not service.ready.is_set():
                 return False
             try:

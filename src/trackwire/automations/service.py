@@ -669,5 +669,5 @@ def _records(firings: Sequence[Firing], new: Sequence[str]) -> dict[str, FiringR
 async def automation_service(daemon: Daemon) -> None:
     """The daemon service (see ``Daemon._make_services``)."""
     service = AutomationService(daemon)
-    daemon.automations = service  # type: ignore[attr-defined]
+    daemon.automations = service
     await service.run()

@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from trackwire.config import Settings
 from trackwire.plugins.discovery import GroupSpec, discover
@@ -25,6 +25,10 @@ from trackwire.runtime.logtail import LogTail
 from trackwire.runtime.systemd import notify, watchdog_interval
 from trackwire.sources import Source
 from trackwire.store import open_store
+
+if TYPE_CHECKING:
+    from trackwire.automations.service import AutomationService
+    from trackwire.workflows.service import WorkflowService
 
 __all__ = ["Daemon", "Service"]
 
@@ -47,6 +51,9 @@ class Daemon:
     started: float = field(default_factory=time.time, init=False)
     tail: LogTail | None = field(default=None, init=False)
     source_health: dict[str, dict[str, Any]] = field(default_factory=dict, init=False)
+    # Set by the automations and workflows services while they run (the dashboard and tests reach them here).
+    automations: AutomationService | None = field(default=None, init=False)
+    workflows: WorkflowService | None = field(default=None, init=False)
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False)
     _appended: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 

@@ -71,7 +71,7 @@ class _Runs:
 
 
 def _service(backend: Backend) -> Any:
-    return None if backend.daemon is None else getattr(backend.daemon, "workflows", None)
+    return None if backend.daemon is None else backend.daemon.workflows
 
 
 def flows_of(backend: Backend, runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -86,7 +86,7 @@ def workflow_service(settings: Settings) -> Service:
             workers=settings.workflows.workers,
             timeout=settings.workflows.timeout,
         )
-        daemon.workflows = running  # type: ignore[attr-defined]
+        daemon.workflows = running
         watcher = asyncio.create_task(watch_flows(settings, running, daemon.stop_event), name="workflows:reload")
         try:
             await running(daemon)
