@@ -159,7 +159,11 @@ class _Callback:
 
     def invoke(self, event: Event, ctx: Context) -> None:
         plugin = self.plugin
-        if plugin.deactivated_at is not None:
+        off_from = plugin.deactivated_at
+        if off_from is not None and (event.id is None or event.id >= off_from):
+            # Off from the event it failed on. Older events of other entities still in flight run: under
+            # shotgunEvents (one event at a time) they had run before the failure, and the replay after
+            # a change of the file starts at the failed event, so skipping them would lose them for good.
             return
         entry = plugin.event_dict(event)
         if plugin.already_done(entry):
