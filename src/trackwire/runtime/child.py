@@ -244,9 +244,23 @@ class Worker:
                 return result[1]
         return None
 
-    def run_chains(self, chains: list[list[RunItem]]) -> None:
-        for chain in chains:
-            self.run_guarded(chain)
+    def run_in_order(self, items: list[RunItem]) -> None:
+        """Concurrency 1: the batch in log order, across keys, as shotgunEvents ran its events.
+
+        The daemon sends a batch in id order. A key's items after its failure are not run (as in a chain);
+        under the deactivate policy a failure halts the rest, as ``run_guarded`` does.
+        """
+        stopped: set[str] = set()
+        for item in items:
+            if self._halted or item[4] in stopped:
+                self.report((item[0], "notrun", -1, None, None, None, 0.0))
+                continue
+            result = self.run_item(item)
+            self.report(result)
+            if result[1] != "ok":
+                stopped.add(item[4])
+                if result[1] in ("error", "fail") and self.group.policy == "deactivate":
+                    self._halted = True
 
     def run_guarded(self, chain: list[RunItem]) -> None:
         """Under the deactivate policy a failure halts the process until the daemon says "resume": the
@@ -324,16 +338,16 @@ class Worker:
                 continue
             if message[0] != "run":
                 continue
+            if pool is None:
+                try:
+                    self.run_in_order(list(message[1]))  # not chain by chain: that would reorder keys
+                finally:
+                    self.flush()
+                continue
             chains: dict[str, list[RunItem]] = {}
             for item in message[1]:
                 chains.setdefault(item[4], []).append(item)
-            if pool is None:
-                try:
-                    self.run_chains(list(chains.values()))
-                finally:
-                    self.flush()
-            else:
-                pool.submit(chains.values())
+            pool.submit(chains.values())
 
 
 def _rss_bytes() -> int:
