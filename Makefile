@@ -19,9 +19,9 @@ run: $(STAMP)
 	cd .demo && ../$(BIN)/trackwire run --demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/mypy src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy src tests benchmarks scripts/compare_shotgunevents.py
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.shotgrid_server import FakeShotgrid
+from tests.fakes.shotgunevents_conf import shotgunevents_conf
 
 from trackwire.store.sqlite import SqliteStore
 
@@ -167,30 +168,6 @@ concurrency = {concurrency}
         return rate
 
 
-SED_CONF = """[daemon]
-pidFile = {folder}/sed.pid
-eventIdFile = {folder}/sed.id
-logMode = 0
-logPath = {folder}
-logFile = sed.log
-logging = 30
-timing_log = off
-conn_retry_sleep = 60
-max_conn_retries = 5
-fetch_interval = 1
-max_event_batch_size = 500
-[shotgun]
-server = {url}
-name = trackwire
-key = secret
-proxy_server =
-use_session_uuid = False
-[plugins]
-paths = {plugins}
-[emails]
-enabled = False
-"""
-
 MARK = """
 import os, time
 
@@ -221,7 +198,7 @@ def run_shotgunevents(label: str, src: Path, plugins: int, body: str, events: in
                     .replace("    time.sleep(0.005)", "    time.sleep(0.005)\n    _mark(event)")
                 )
             (plugin_dir / f"plugin{n:02d}.py").write_text(code)
-        conf = SED_CONF.format(folder=folder, url=url, plugins=plugin_dir)
+        conf = shotgunevents_conf(folder, url, str(plugin_dir), name="trackwire", key="secret", level=30)
         (folder / "src" / "shotgunEventDaemon.conf").write_text(conf)
         # shotgunEvents' id file: plugin folder -> plugin name -> (last event id, backlog of id -> timeout)
         state: dict[str, dict[str, tuple[int, dict[int, object]]]] = {

@@ -58,6 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.shotgrid_server import ApiError, FakeShotgrid
+from tests.fakes.shotgunevents_conf import shotgunevents_conf
 
 from trackwire.store.sqlite import SqliteStore
 
@@ -531,30 +532,6 @@ def mark(sg, logger, event, args):
             handle.write("done")
 """
 
-SED_CONF = """[daemon]
-pidFile = {folder}/sed.pid
-eventIdFile = {folder}/sed.id
-logMode = 0
-logPath = {folder}
-logFile = sed.log
-logging = 20
-timing_log = off
-conn_retry_sleep = 60
-max_conn_retries = 5
-fetch_interval = 1
-max_event_batch_size = 500
-[shotgun]
-server = {url}
-name = compare
-key = compare-key
-proxy_server =
-use_session_uuid = False
-[plugins]
-paths = {plugins}
-[emails]
-enabled = False
-"""
-
 TW_CONF = """
 [store]
 url = "sqlite:///{folder}/tw.db"
@@ -731,7 +708,9 @@ def run_shotgunevents(src: Path, scenario: Scenario, timeout: float) -> RunResul
             folder = Path(tmp)
             shutil.copytree(src, folder / "src", ignore=shutil.ignore_patterns("examplePlugins", "__pycache__"))
             paths = _layout(folder, scenario)
-            conf = SED_CONF.format(folder=folder, url=fake.url, plugins=",".join(str(p) for p in paths))
+            conf = shotgunevents_conf(
+                folder, fake.url, ",".join(str(p) for p in paths), name="compare", key="compare-key", level=20
+            )
             (folder / "src" / "shotgunEventDaemon.conf").write_text(conf)
             state: dict[str, dict[str, tuple[int, dict[int, Any]]]] = {
                 str(p): {f.stem: (1, {}) for f in p.glob("*.py")} for p in paths
